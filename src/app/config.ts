@@ -1,0 +1,219 @@
+// Reads and validates configuration from the environment. Values are never echoed in errors:
+// a ConfigError names the variable only.
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+export type Environment = 'development' | 'staging' | 'production'
+
+export interface Config {
+  environment: Environment
+  host: string
+  port: number
+  dataDir: string
+  databaseUrl: string | null // null = embedded SQLite under dataDir
+  redisUrl: string | null
+  rootApiKey: string
+  rootKeyGenerated: boolean
+  rateLimitEnabled: boolean
+  enableApiDocs: boolean
+  logLevel: string
+  kms: {
+    provider: 'local' | 'gcp'
+    localMasterKey: Buffer | null
+    localMasterKeyVersion: string
+    gcpKeyName: string | null
+    gcpEndpoint: string | null
+    timeoutMs: number
+  }
+  egress: { allowLoopback: boolean; allowedHosts: string[]; timeoutMs: number; maxSockets: number }
+  providers: { openaiBaseUrl: string; anthropicBaseUrl: string; gcpTokenUri: string | null; gcpApiBaseUrl: string }
+  auth: { cacheTtlMs: number; negativeCacheTtlMs: number; cacheMax: number; lastUsedFlushMs: number; failedAuthPerMinute: number }
+  rateLimit: { globalPerMinute: number; unauthenticatedPerMinute: number }
+  workers: { concurrency: number; leaseMs: number; heartbeatMs: number; pollMs: number; reaperMs: number }
+  scheduler: { enabled: boolean; tickMs: number }
+  pipelineConfigDirs: string[]
+  retentionDays: number
+  shutdownGraceMs: number
+  webhookSigningSecret: string | null
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly variable: string, reason: string) {
+    super(`invalid configuration: ${variable} ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const v = raw.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true
+  if (['0', 'false', 'no', 'off'].includes(v)) return false
+  throw new ConfigError(name, 'must be true or false')
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, 'must be an integer')
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}`)
+  return n
+}
+
+function url(env: Env, name: string, fallback: string | null, protocols: string[]): string | null {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'must be a URL')
+  }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}`)
+  return raw.replace(/\/+$/, '')
+}
+
+/** Reads a secret file created in development, or creates it (mode 0600). */
+function devSecret(dataDir: string, file: string, make: () => string): { value: string; created: boolean } {
+  const path = join(dataDir, file)
+  if (existsSync(path)) return { value: readFileSync(path, 'utf8').trim(), created: false }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const value = make()
+  writeFileSync(path, value + '\n', { mode: 0o600, flag: 'wx' })
+  chmodSync(path, 0o600)
+  return { value, created: true }
+}
+
+export interface LoadOptions {
+  /** Allow creating dev secrets on disk (true for `serve`; tests pass explicit values). */
+  persistDevSecrets?: boolean
+}
+
+export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Config {
+  const envName = (env.ENVIRONMENT ?? 'development').trim().toLowerCase()
+  if (!['development', 'staging', 'production'].includes(envName)) {
+    throw new ConfigError('ENVIRONMENT', 'must be development, staging or production')
+  }
+  const environment = envName as Environment
+  const production = environment === 'production'
+  const dataDir = resolve(env.DATA_DIR || './.tenantflow')
+
+  if (bool(env, 'DISABLE_AUTH', false)) {
+    throw new ConfigError('DISABLE_AUTH', 'is not supported: tenantflow has no auth bypass')
+  }
+  const rateLimitEnabled = bool(env, 'RATE_LIMIT_ENABLED', true)
+  if (production && !rateLimitEnabled) throw new ConfigError('RATE_LIMIT_ENABLED', 'must be true in production')
+
+  let rootApiKey = env.CA_ROOT_API_KEY ?? ''
+  let rootKeyGenerated = false
+  if (!rootApiKey) {
+    if (production) throw new ConfigError('CA_ROOT_API_KEY', 'must be set in production')
+    if (!opts.persistDevSecrets) throw new ConfigError('CA_ROOT_API_KEY', 'must be set')
+    const s = devSecret(dataDir, 'root-key', () => 'tfroot_' + randomBytes(32).toString('base64url'))
+    rootApiKey = s.value
+    rootKeyGenerated = s.created
+  }
+  if (rootApiKey.length < 32) throw new ConfigError('CA_ROOT_API_KEY', 'must be at least 32 characters')
+  if (rootApiKey.length > 512) throw new ConfigError('CA_ROOT_API_KEY', 'must be at most 512 characters')
+
+  const kmsProvider = (env.KMS_PROVIDER ?? 'local').trim().toLowerCase()
+  if (kmsProvider !== 'local' && kmsProvider !== 'gcp') throw new ConfigError('KMS_PROVIDER', 'must be local or gcp')
+  let localMasterKey: Buffer | null = null
+  if (kmsProvider === 'local') {
+    let raw = env.KMS_LOCAL_MASTER_KEY ?? ''
+    if (!raw) {
+      if (production) throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set explicitly in production')
+      if (!opts.persistDevSecrets) throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set')
+      raw = devSecret(dataDir, 'kms-master-key', () => randomBytes(32).toString('base64')).value
+    }
+    localMasterKey = Buffer.from(raw, 'base64')
+    if (localMasterKey.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(raw.trim())) {
+      throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be base64 of exactly 32 bytes')
+    }
+  }
+  const gcpKeyName = env.GCP_KMS_KEY_NAME || null
+  if (kmsProvider === 'gcp') {
+    if (!gcpKeyName) throw new ConfigError('GCP_KMS_KEY_NAME', 'must be set when KMS_PROVIDER=gcp')
+    if (!/^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/.test(gcpKeyName)) {
+      throw new ConfigError('GCP_KMS_KEY_NAME', 'must be projects/*/locations/*/keyRings/*/cryptoKeys/*')
+    }
+  }
+
+  const enableApiDocs = bool(env, 'ENABLE_API_DOCS', !production)
+  const allowLoopback = bool(env, 'EGRESS_ALLOW_LOOPBACK', false)
+  if (production && allowLoopback) throw new ConfigError('EGRESS_ALLOW_LOOPBACK', 'must not be true in production')
+
+  const databaseUrl = url(env, 'DATABASE_URL', null, ['postgres:', 'postgresql:'])
+  const redisUrl = url(env, 'REDIS_URL', null, ['redis:', 'rediss:'])
+  const logLevel = (env.LOG_LEVEL ?? 'info').trim()
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', 'must be a pino level')
+  }
+  const hostList = (env.EGRESS_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)
+  const webhookSigningSecret = env.WEBHOOK_SIGNING_SECRET || null
+  if (webhookSigningSecret !== null && webhookSigningSecret.length < 32) {
+    throw new ConfigError('WEBHOOK_SIGNING_SECRET', 'must be at least 32 characters')
+  }
+
+  return {
+    environment,
+    host: env.HOST || '127.0.0.1',
+    port: int(env, 'PORT', 8080, 0, 65535),
+    dataDir,
+    databaseUrl,
+    redisUrl,
+    rootApiKey,
+    rootKeyGenerated,
+    rateLimitEnabled,
+    enableApiDocs,
+    logLevel,
+    kms: {
+      provider: kmsProvider,
+      localMasterKey,
+      localMasterKeyVersion: (env.KMS_LOCAL_KEY_VERSION || 'v1').slice(0, 32),
+      gcpKeyName,
+      gcpEndpoint: url(env, 'GCP_KMS_ENDPOINT', null, ['https:', 'http:']),
+      timeoutMs: int(env, 'KMS_TIMEOUT_MS', 30_000, 100, 120_000),
+    },
+    egress: {
+      allowLoopback,
+      allowedHosts: hostList,
+      timeoutMs: int(env, 'EGRESS_TIMEOUT_MS', 30_000, 100, 120_000),
+      maxSockets: int(env, 'EGRESS_MAX_SOCKETS', 64, 1, 4096),
+    },
+    providers: {
+      openaiBaseUrl: url(env, 'OPENAI_BASE_URL', 'https://api.openai.com', ['https:', 'http:'])!,
+      anthropicBaseUrl: url(env, 'ANTHROPIC_BASE_URL', 'https://api.anthropic.com', ['https:', 'http:'])!,
+      gcpTokenUri: url(env, 'GCP_TOKEN_URI', null, ['https:', 'http:']),
+      gcpApiBaseUrl: url(env, 'GCP_API_BASE_URL', 'https://cloudresourcemanager.googleapis.com', ['https:', 'http:'])!,
+    },
+    auth: {
+      cacheTtlMs: int(env, 'AUTH_CACHE_TTL_MS', 30_000, 0, 300_000),
+      negativeCacheTtlMs: int(env, 'AUTH_NEGATIVE_CACHE_TTL_MS', 10_000, 0, 300_000),
+      cacheMax: int(env, 'AUTH_CACHE_MAX', 10_000, 10, 1_000_000),
+      lastUsedFlushMs: int(env, 'AUTH_LAST_USED_FLUSH_MS', 10_000, 100, 600_000),
+      failedAuthPerMinute: int(env, 'FAILED_AUTH_PER_MINUTE', 30, 1, 100_000),
+    },
+    rateLimit: {
+      globalPerMinute: int(env, 'RATE_LIMIT_GLOBAL_PER_MINUTE', 100_000, 1, 100_000_000),
+      unauthenticatedPerMinute: int(env, 'RATE_LIMIT_IP_PER_MINUTE', 600, 1, 10_000_000),
+    },
+    workers: {
+      concurrency: int(env, 'WORKER_CONCURRENCY', 4, 0, 256),
+      leaseMs: int(env, 'WORKER_LEASE_MS', 30_000, 500, 3_600_000),
+      heartbeatMs: int(env, 'WORKER_HEARTBEAT_MS', 10_000, 100, 600_000),
+      pollMs: int(env, 'WORKER_POLL_MS', 500, 10, 60_000),
+      reaperMs: int(env, 'WORKER_REAPER_MS', 5_000, 100, 600_000),
+    },
+    scheduler: { enabled: bool(env, 'SCHEDULER_ENABLED', true), tickMs: int(env, 'SCHEDULER_TICK_MS', 15_000, 50, 3_600_000) },
+    pipelineConfigDirs: (env.PIPELINE_CONFIG_DIRS ?? '').split(':').map((d) => d.trim()).filter(Boolean).map((d) => resolve(d)),
+    retentionDays: int(env, 'RUN_RETENTION_DAYS', 90, 1, 3650),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    webhookSigningSecret,
+  }
+}

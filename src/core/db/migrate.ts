@@ -1,0 +1,39 @@
+// Versioned, forward-only migrations. Kysely's migrator takes a lock (a row lock on PostgreSQL,
+// the write lock on SQLite), so two processes starting at once apply each migration once.
+import { Migrator, sql, type Migration, type MigrationProvider } from 'kysely'
+import type { Db } from './database.js'
+import { coreMigration } from './migrations/001_core.js'
+import { ensurePartitions } from './partitions.js'
+
+function migrations(db: Db): Record<string, Migration> {
+  return {
+    '001_core': coreMigration(db.dialect),
+  }
+}
+
+export async function listTables(db: Db): Promise<string[]> {
+  if (db.dialect === 'postgres') {
+    const r = await sql<{ name: string }>`
+      SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r','p') AND NOT c.relispartition
+      ORDER BY 1 LIMIT 500`.execute(db.kysely)
+    return r.rows.map((x) => x.name)
+  }
+  const r = await sql<{ name: string }>`
+    SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1 LIMIT 500`.execute(db.kysely)
+  return r.rows.map((x) => x.name)
+}
+
+export async function migrateToLatest(db: Db, now = Date.now()): Promise<{ applied: string[] }> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(db) }
+  const migrator = new Migrator({
+    db: db.kysely,
+    provider,
+    migrationTableName: 'tenantflow_migrations',
+    migrationLockTableName: 'tenantflow_migrations_lock',
+  })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error) throw error instanceof Error ? error : new Error('migration failed')
+  if (db.dialect === 'postgres') await ensurePartitions(db, now)
+  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) }
+}
