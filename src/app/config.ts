@@ -22,6 +22,8 @@ export interface Config {
     provider: 'local' | 'gcp'
     localMasterKey: Buffer | null
     localMasterKeyVersion: string
+    /** Retired local master keys kept only to unwrap (KMS_LOCAL_PREVIOUS_KEYS="v0:base64,..."); `kms rewrap` moves data off them. */
+    localPreviousKeys?: { version: string; key: Buffer }[]
     gcpKeyName: string | null
     gcpEndpoint: string | null
     timeoutMs: number
@@ -76,6 +78,24 @@ function url(env: Env, name: string, fallback: string | null, protocols: string[
   }
   if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}`)
   return raw.replace(/\/+$/, '')
+}
+
+/** `version:base64,...`: retired 32-byte master keys, each with a distinct version label. */
+function previousKeys(env: Env, name: string, currentVersion: string): { version: string; key: Buffer }[] {
+  const raw = (env[name] ?? '').trim()
+  if (!raw) return []
+  const seen = new Set([currentVersion])
+  return raw.split(',').map((entry) => {
+    const sep = entry.indexOf(':')
+    const version = entry.slice(0, sep).trim()
+    const b64 = entry.slice(sep + 1).trim()
+    if (sep < 1 || !/^[A-Za-z0-9._-]{1,32}$/.test(version)) throw new ConfigError(name, 'must be version:base64 pairs separated by commas')
+    if (seen.has(version)) throw new ConfigError(name, 'must not repeat a key version or reuse the current one')
+    seen.add(version)
+    const key = Buffer.from(b64, 'base64')
+    if (key.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new ConfigError(name, 'keys must be base64 of exactly 32 bytes')
+    return { version, key }
+  })
 }
 
 /** Reads a secret file created in development, or creates it (mode 0600). */
@@ -136,6 +156,8 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
       throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be base64 of exactly 32 bytes')
     }
   }
+  const localMasterKeyVersion = (env.KMS_LOCAL_KEY_VERSION || 'v1').slice(0, 32)
+  const localPreviousKeys = previousKeys(env, 'KMS_LOCAL_PREVIOUS_KEYS', localMasterKeyVersion)
   const gcpKeyName = env.GCP_KMS_KEY_NAME || null
   if (kmsProvider === 'gcp') {
     if (!gcpKeyName) throw new ConfigError('GCP_KMS_KEY_NAME', 'must be set when KMS_PROVIDER=gcp')
@@ -175,7 +197,8 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
     kms: {
       provider: kmsProvider,
       localMasterKey,
-      localMasterKeyVersion: (env.KMS_LOCAL_KEY_VERSION || 'v1').slice(0, 32),
+      localMasterKeyVersion,
+      localPreviousKeys,
       gcpKeyName,
       gcpEndpoint: url(env, 'GCP_KMS_ENDPOINT', null, ['https:', 'http:']),
       timeoutMs: int(env, 'KMS_TIMEOUT_MS', 30_000, 100, 120_000),

@@ -9,11 +9,13 @@ import {
   Kysely,
   PostgresDialect,
   SqliteAdapter,
-  SqliteDriver,
   SqliteIntrospector,
   SqliteQueryCompiler,
   type DatabaseConnection,
   type Dialect,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
 } from 'kysely'
 import type { Database } from './schema.js'
 
@@ -30,27 +32,93 @@ export interface Db {
   close(): Promise<void>
 }
 
-/** SQLite transactions take the write lock up front so concurrent processes serialize instead of failing on upgrade. */
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+/**
+ * Kysely's SQLite driver with two changes: transactions take the write lock up front (BEGIN
+ * IMMEDIATE), so concurrent processes serialize instead of failing on lock upgrade; and prepared
+ * statements are cached by SQL text, since Kysely emits the same text for the same query shape.
+ */
+class SqliteConnection implements DatabaseConnection {
+  private readonly statements = new Map<string, SqliteDatabase.Statement>()
+  constructor(private readonly db: SqliteDatabase.Database) {}
+
+  private prepare(text: string): SqliteDatabase.Statement {
+    let stmt = this.statements.get(text)
+    if (!stmt) {
+      stmt = this.db.prepare(text)
+      if (this.statements.size >= 1000) this.statements.clear()
+      this.statements.set(text, stmt)
+    }
+    return stmt
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const stmt = this.prepare(compiled.sql)
+    const params = compiled.parameters as unknown[]
+    if (stmt.reader) return { rows: stmt.all(params) as R[] }
+    const { changes, lastInsertRowid } = stmt.run(params)
+    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not used')
+  }
+}
+
+class SqliteDriver implements Driver {
+  private db: SqliteDatabase.Database | null = null
+  private connection: SqliteConnection | null = null
+  private queue: Promise<void> = Promise.resolve()
+  private release: (() => void) | null = null
+
+  constructor(private readonly open: () => SqliteDatabase.Database) {}
+
+  async init(): Promise<void> {
+    this.db = this.open()
+    this.connection = new SqliteConnection(this.db)
+  }
+
+  /** One connection: callers wait in line (a transaction holds it until commit). */
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const previous = this.queue
+    let release!: () => void
+    this.queue = new Promise<void>((r) => (release = r))
+    await previous
+    this.release = release
+    return this.connection!
+  }
+
+  async beginTransaction(conn: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
+    await conn.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+  async commitTransaction(conn: DatabaseConnection): Promise<void> {
+    await conn.executeQuery(CompiledQuery.raw('commit'))
+  }
+  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+    await conn.executeQuery(CompiledQuery.raw('rollback'))
+  }
+  async releaseConnection(): Promise<void> {
+    const r = this.release
+    this.release = null
+    r?.()
+  }
+  async destroy(): Promise<void> {
+    this.db?.close()
   }
 }
 
 function sqliteDialect(path: string): Dialect {
-  const config = {
-    database: () => {
-      const db = new SqliteDatabase(path, { timeout: 60_000 })
-      db.pragma('journal_mode = WAL')
-      db.pragma('synchronous = NORMAL')
-      db.pragma('foreign_keys = ON')
-      db.pragma('busy_timeout = 60000')
-      return db
-    },
+  const open = () => {
+    const db = new SqliteDatabase(path, { timeout: 60_000 })
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('foreign_keys = ON')
+    db.pragma('busy_timeout = 60000')
+    return db
   }
   return {
     createAdapter: () => new SqliteAdapter(),
-    createDriver: () => new ImmediateSqliteDriver(config),
+    createDriver: () => new SqliteDriver(open),
     createIntrospector: (db) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
   }

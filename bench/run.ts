@@ -1,0 +1,106 @@
+// `npm run bench`: throughput and latency of the real authenticated path against a bare Fastify
+// route returning the same JSON, in one process, over loopback HTTP. Numbers, not assertions.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import Fastify from 'fastify'
+import { loadConfig } from '../src/app/config.js'
+import { createRuntime } from '../src/app/runtime.js'
+import { buildApp } from '../src/app/server.js'
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
+
+interface Result {
+  name: string
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  non2xx: number
+}
+
+async function hammer(name: string, url: string, headers: Record<string, string> = {}): Promise<Result> {
+  // Warm-up so caches and JIT are in steady state.
+  await autocannon({ url, headers, connections: CONNECTIONS, duration: 1 })
+  const r = await autocannon({ url, headers, connections: CONNECTIONS, duration: DURATION })
+  return { name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx }
+}
+
+function print(results: Result[]): void {
+  console.log('\n| case | req/s | p50 ms | p99 ms | errors | non-2xx |')
+  console.log('|---|---:|---:|---:|---:|---:|')
+  for (const r of results) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.non2xx} |`)
+}
+
+async function authBench(databaseUrl: string | null, label: string): Promise<Result[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-'))
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    CA_ROOT_API_KEY: ROOT,
+    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'),
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
+  }
+  if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const config = loadConfig(env)
+  const runtime = await createRuntime(config)
+  const app = await buildApp(runtime.ctx)
+  const slug = `bench-${Date.now().toString(36)}`
+  const onboard = await app.inject({
+    method: 'POST',
+    url: '/api/v1/organizations/onboard',
+    headers: { 'x-ca-root-key': ROOT },
+    payload: { org_slug: slug, company_name: 'Bench Inc', admin_email: 'b@bench.example.com', subscription_plan: 'SCALE' },
+  })
+  const apiKey = onboard.json().api_key as string
+  await app.inject({
+    method: 'PUT',
+    url: `/api/v1/organizations/${slug}/subscription`,
+    headers: { 'x-ca-root-key': ROOT },
+    payload: { requests_per_minute: 100000 },
+  })
+  const path = `/api/v1/organizations/${slug}/quota`
+  const sample = await app.inject({ method: 'GET', url: path, headers: { 'x-api-key': apiKey } })
+  const body = sample.json()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+
+  const bare = Fastify({ logger: false })
+  bare.get('/quota', async () => body)
+  await bare.listen({ port: 0, host: '127.0.0.1' })
+  const barePort = (bare.server.address() as { port: number }).port
+
+  const results: Result[] = []
+  results.push(await hammer(`bare Fastify route, same JSON`, `http://127.0.0.1:${barePort}/quota`))
+  results.push(await hammer(`GET quota, cached org key (${label})`, `http://127.0.0.1:${port}${path}`, { 'x-api-key': apiKey }))
+  await bare.close()
+  await app.close()
+  await runtime.close()
+  rmSync(dataDir, { recursive: true, force: true })
+  return results
+}
+
+async function main(): Promise<void> {
+  console.log(`tenantflow bench: ${DURATION}s per case, ${CONNECTIONS} connections, node ${process.version}`)
+  const all: Result[] = []
+  const embedded = await authBench(null, 'embedded')
+  all.push(...embedded)
+  const ratio = embedded[1]!.rps / embedded[0]!.rps
+  if (process.env.BENCH_DATABASE_URL) all.push(...(await authBench(process.env.BENCH_DATABASE_URL, 'postgres')).slice(1))
+  print(all)
+  console.log(`\nauthenticated/bare throughput ratio (embedded): ${ratio.toFixed(2)}`)
+  const enginePath = './engine.js'
+  const extra = (await import(enginePath).catch(() => null)) as { runEngineBench(o: { duration: number }): Promise<void> } | null
+  if (extra) await extra.runEngineBench({ duration: DURATION })
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,46 @@
+// Everything a request handler or a worker may use, built once per process (tests build several).
+// Handlers receive it explicitly; there is no module-level state.
+import type { Logger } from 'pino'
+import type { Transaction } from 'kysely'
+import type { Database } from '../core/db/schema.js'
+import type { Config } from './config.js'
+import type { Db } from '../core/db/database.js'
+import type { Clock } from '../core/clock.js'
+import type { KmsProvider } from '../core/security/kms-encryption.js'
+import type { HttpMetrics } from '../core/observability/metrics.js'
+import type { EventBus } from '../core/events/bus.js'
+import type { EgressClient } from '../core/http/types.js'
+import type { ProcessorRegistry } from '../core/processors/registry.js'
+import type { Engine } from '../core/pipelines/engine.js'
+import type { AuthService } from './dependencies/auth.js'
+import type { RateLimits } from './dependencies/rate-limit.js'
+
+export interface DatasetAdmin {
+  /** Creates the org's isolated dataset; returns its id (file name or schema name). */
+  create(orgSlug: string): Promise<string>
+  /** Drops it; returns whether something was dropped. */
+  drop(orgSlug: string): Promise<boolean>
+}
+
+export interface CredentialAdmin {
+  /** Crypto-shreds every credential of the org inside the offboarding transaction; returns the count. */
+  destroyOrg(trx: Transaction<Database>, orgSlug: string): Promise<number>
+}
+
+export interface AppContext {
+  config: Config
+  db: Db
+  clock: Clock
+  logger: Logger
+  kms: KmsProvider
+  metrics: HttpMetrics
+  bus: EventBus
+  auth: AuthService
+  rateLimits: RateLimits
+  egress: EgressClient
+  processors: ProcessorRegistry
+  datasets: DatasetAdmin
+  credentials: CredentialAdmin
+  engine: Engine | null
+  state: { shuttingDown: boolean }
+}

@@ -1,0 +1,284 @@
+// Authentication (SPEC §4). Three guards — verifyAdminKey (root), getCurrentOrg (org key) and
+// getOrgOrAdminAuth (either) — chosen per route by `config.auth`; the server refuses to start if a
+// route declares none. Org keys are checked offline (format + CRC32) before one LIMIT 1 lookup by
+// SHA-256 hash, whose result is cached briefly and evicted on every instance when keys or the org change.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import type { Kysely } from 'kysely'
+import type { Database, SubscriptionStatus } from '../../core/db/schema.js'
+import type { EventBus } from '../../core/events/bus.js'
+import type { Clock } from '../../core/clock.js'
+import { hashApiKey, isWellFormedApiKey } from '../../core/security/api-keys.js'
+import { ApiError } from '../errors.js'
+import type { RateLimits } from './rate-limit.js'
+
+export type GuardKind = 'admin' | 'org' | 'org_or_admin' | 'public'
+
+export interface OrgIdentity {
+  kind: 'org'
+  org_slug: string
+  key_id: string
+  requests_per_minute: number
+  triggers_per_minute: number
+  key_expires_at: number | null
+  subscription_status: SubscriptionStatus
+  trial_end_at: number | null
+}
+
+export type AuthContext = { kind: 'admin' } | OrgIdentity
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: GuardKind
+  }
+  interface FastifyRequest {
+    auth: AuthContext | null
+  }
+}
+
+export interface AuthOptions {
+  cacheTtlMs: number
+  negativeCacheTtlMs: number
+  cacheMax: number
+  lastUsedFlushMs: number
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest()
+
+export class AuthService {
+  private readonly positive: LRUCache<string, OrgIdentity>
+  private readonly negative: LRUCache<string, true>
+  private readonly lastUsed = new Map<string, number>()
+  private readonly rootDigest: Buffer
+  private generation = 0
+  private flushTimer: NodeJS.Timeout | null = null
+  lookups = 0
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    rootKey: string,
+    private readonly bus: EventBus,
+    private readonly clock: Clock,
+    private readonly opts: AuthOptions,
+  ) {
+    this.rootDigest = sha256(rootKey)
+    this.positive = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.cacheTtlMs) })
+    this.negative = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.negativeCacheTtlMs) })
+    bus.subscribe((e) => {
+      if (e.type === 'auth.evict_all') this.evictAllLocal()
+      else if (e.org_slug) this.evictOrgLocal(e.org_slug)
+    })
+  }
+
+  start(): void {
+    if (this.flushTimer) return
+    this.flushTimer = setInterval(() => void this.flushLastUsed().catch(() => undefined), this.opts.lastUsedFlushMs)
+    this.flushTimer.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.flushTimer) clearInterval(this.flushTimer)
+    this.flushTimer = null
+    await this.flushLastUsed().catch(() => undefined)
+  }
+
+  /** Constant-time comparison of SHA-256 digests (equal lengths, so no length leak). */
+  isRootKey(presented: string): boolean {
+    return timingSafeEqual(sha256(presented), this.rootDigest)
+  }
+
+  /** Resolves an org key to its identity, or null. Never throws for bad input. */
+  async verifyOrgKey(key: string): Promise<OrgIdentity | null> {
+    if (!isWellFormedApiKey(key)) return null
+    const hash = hashApiKey(key)
+    const now = this.clock.now()
+    const cached = this.positive.get(hash)
+    if (cached) {
+      if (stillValid(cached, now)) {
+        this.touch(cached.key_id, now)
+        return cached
+      }
+      this.positive.delete(hash)
+    }
+    if (this.negative.has(hash)) return null
+    const gen = this.generation
+    this.lookups++
+    const row = await this.db
+      .selectFrom('org_api_keys as k')
+      .innerJoin('org_profiles as p', 'p.org_slug', 'k.org_slug')
+      .innerJoin('org_subscriptions as s', 's.org_slug', 'k.org_slug')
+      .select([
+        'k.key_id',
+        'k.org_slug',
+        'k.expires_at',
+        's.status',
+        's.trial_end_at',
+        's.requests_per_minute',
+        's.triggers_per_minute',
+      ])
+      .where('k.key_hash', '=', hash)
+      .where('k.revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('k.expires_at', 'is', null), eb('k.expires_at', '>', now)]))
+      .where('p.status', '=', 'ACTIVE')
+      .where('s.status', 'in', ['ACTIVE', 'TRIAL'])
+      .where((eb) => eb.or([eb('s.status', '=', 'ACTIVE'), eb('s.trial_end_at', 'is', null), eb('s.trial_end_at', '>', now)]))
+      .limit(1)
+      .executeTakeFirst()
+    if (!row) {
+      if (gen === this.generation) this.negative.set(hash, true)
+      return null
+    }
+    const identity: OrgIdentity = {
+      kind: 'org',
+      org_slug: row.org_slug,
+      key_id: row.key_id,
+      requests_per_minute: row.requests_per_minute,
+      triggers_per_minute: row.triggers_per_minute,
+      key_expires_at: row.expires_at,
+      subscription_status: row.status,
+      trial_end_at: row.trial_end_at,
+    }
+    // An eviction that ran while we were querying may have made this row stale: do not cache it.
+    if (gen === this.generation) this.positive.set(hash, identity)
+    this.touch(identity.key_id, now)
+    return identity
+  }
+
+  /** Evicts an org's cached keys here and on every other instance. */
+  async evictOrg(orgSlug: string): Promise<void> {
+    this.evictOrgLocal(orgSlug)
+    await this.bus.publish({ type: 'auth.evict_org', org_slug: orgSlug })
+  }
+
+  private evictOrgLocal(orgSlug: string): void {
+    this.generation++
+    for (const [hash, id] of this.positive.entries()) {
+      if (id.org_slug === orgSlug) this.positive.delete(hash)
+    }
+    this.negative.clear()
+  }
+
+  private evictAllLocal(): void {
+    this.generation++
+    this.positive.clear()
+    this.negative.clear()
+  }
+
+  private touch(keyId: string, now: number): void {
+    this.lastUsed.set(keyId, now)
+  }
+
+  /** Writes last_used_at for every key seen since the last flush: one UPDATE per 500 keys. */
+  async flushLastUsed(): Promise<number> {
+    if (this.lastUsed.size === 0) return 0
+    const batch = [...this.lastUsed.entries()]
+    this.lastUsed.clear()
+    let written = 0
+    for (let i = 0; i < batch.length; i += 500) {
+      const chunk = batch.slice(i, i + 500)
+      const at = Math.max(...chunk.map(([, t]) => t))
+      try {
+        const r = await this.db
+          .updateTable('org_api_keys')
+          .set({ last_used_at: at })
+          .where('key_id', 'in', chunk.map(([id]) => id))
+          .executeTakeFirst()
+        written += Number(r.numUpdatedRows)
+      } catch (err) {
+        for (const [id, t] of chunk) if (!this.lastUsed.has(id)) this.lastUsed.set(id, t)
+        throw err
+      }
+    }
+    return written
+  }
+}
+
+function stillValid(id: OrgIdentity, now: number): boolean {
+  if (id.key_expires_at !== null && id.key_expires_at <= now) return false
+  if (id.subscription_status === 'TRIAL' && id.trial_end_at !== null && id.trial_end_at <= now) return false
+  return true
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name]
+  if (typeof v !== 'string' || v.length === 0) return undefined
+  return v
+}
+
+export interface GuardDeps {
+  auth: AuthService
+  rateLimits: RateLimits
+}
+
+async function failAuth(deps: GuardDeps, req: FastifyRequest, code: 'INVALID_API_KEY' | 'INVALID_ROOT_KEY'): Promise<never> {
+  await deps.rateLimits.recordFailedAuth(req.ip)
+  throw new ApiError(code)
+}
+
+/** verify_admin_key: the root key from the environment, compared in constant time. */
+export async function verifyAdminKey(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext> {
+  const root = header(req, 'x-ca-root-key')
+  if (root === undefined) {
+    if (header(req, 'x-api-key') !== undefined) throw new ApiError('ADMIN_REQUIRED')
+    throw new ApiError('MISSING_ROOT_KEY')
+  }
+  if (root.length > 512 || !deps.auth.isRootKey(root)) return failAuth(deps, req, 'INVALID_ROOT_KEY')
+  return { kind: 'admin' }
+}
+
+/** get_current_org: an active org key whose org matches the path's org_slug. */
+export async function getCurrentOrg(deps: GuardDeps, req: FastifyRequest): Promise<OrgIdentity> {
+  const key = header(req, 'x-api-key')
+  if (key === undefined) throw new ApiError('MISSING_API_KEY')
+  const identity = key.length <= 128 ? await deps.auth.verifyOrgKey(key) : null
+  if (!identity) return failAuth(deps, req, 'INVALID_API_KEY')
+  const pathOrg = (req.params as Record<string, unknown> | undefined)?.org_slug
+  if (pathOrg !== undefined && pathOrg !== identity.org_slug) throw new ApiError('ORG_MISMATCH')
+  return identity
+}
+
+/** get_org_or_admin_auth: the root key (any existing org) or the org's own key, same checks as above. */
+export async function getOrgOrAdminAuth(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext> {
+  if (header(req, 'x-ca-root-key') !== undefined) return verifyAdminKey(deps, req)
+  return getCurrentOrg(deps, req)
+}
+
+/** onRequest hook body: runs the route's guard, then the matching request rate limits. */
+export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const guard = req.routeOptions.config.auth ?? 'public'
+  req.auth = null
+  if (deps.rateLimits.enabled) {
+    await deps.rateLimits.checkGlobal()
+    deps.rateLimits.assertNotBlocked(req.ip)
+  }
+  if (guard === 'public') {
+    await deps.rateLimits.checkIp(req.ip, reply)
+    return
+  }
+  let ctx: AuthContext
+  try {
+    if (guard === 'admin') ctx = await verifyAdminKey(deps, req)
+    else if (guard === 'org') ctx = await getCurrentOrg(deps, req)
+    else ctx = await getOrgOrAdminAuth(deps, req)
+  } catch (err) {
+    // Unauthenticated traffic also counts against the per-IP limit.
+    if (err instanceof ApiError && err.status === 401) await deps.rateLimits.checkIp(req.ip)
+    throw err
+  }
+  req.auth = ctx
+  if (ctx.kind === 'org') await deps.rateLimits.consume('org', ctx.org_slug, ctx.requests_per_minute, reply)
+}
+
+/** Actor label for audit rows. */
+export function actorOf(req: FastifyRequest): string {
+  const a = req.auth
+  if (!a) return 'anonymous'
+  return a.kind === 'admin' ? 'root' : `key:${a.key_id}`
+}
+
+/** The org the request acts on: the authenticated org, or (root key) the path's org. */
+export function requireOrgAuth(req: FastifyRequest): OrgIdentity {
+  if (req.auth?.kind !== 'org') throw new ApiError('INVALID_API_KEY')
+  return req.auth
+}

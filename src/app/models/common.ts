@@ -1,0 +1,66 @@
+// Shared TypeBox schemas: identifiers, pagination, problem body. Every string has a maxLength,
+// every array a maxItems, every number bounds; objects reject unknown fields.
+import Type, { type TSchema } from 'typebox'
+import { ApiError } from '../errors.js'
+
+export const SLUG_PATTERN = '^[a-z0-9][a-z0-9_-]{2,63}$'
+export const OrgSlug = Type.String({ pattern: SLUG_PATTERN, minLength: 3, maxLength: 64 })
+export const Id = Type.String({ pattern: '^[a-z]{2,5}_[0-9A-Za-z]{10,40}$', maxLength: 48 })
+export const Cursor = Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$', maxLength: 512 })
+export const Timestamp = Type.Union([Type.Integer({ minimum: 0, maximum: 1e15 }), Type.Null()])
+export const IsoTime = Type.Union([Type.String({ maxLength: 40 }), Type.Null()])
+
+export const Strict = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { additionalProperties: false })
+
+export const OrgParams = Strict({ org_slug: OrgSlug })
+
+export const limitQuery = (max: number) => Type.Optional(Type.Integer({ minimum: 1, maximum: max, default: 20 }))
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ maxLength: 200 }),
+    title: Type.String({ maxLength: 100 }),
+    status: Type.Integer({ minimum: 400, maximum: 599 }),
+    detail: Type.String({ maxLength: 200 }),
+    code: Type.String({ maxLength: 64 }),
+    request_id: Type.String({ maxLength: 128 }),
+    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String({ maxLength: 200 }) }), { maxItems: 20 })),
+  },
+  { additionalProperties: false },
+)
+
+/** Error responses every route may produce; routes add their success schemas on top. */
+export const errorResponses = {
+  400: ProblemSchema,
+  401: ProblemSchema,
+  403: ProblemSchema,
+  404: ProblemSchema,
+  409: ProblemSchema,
+  429: ProblemSchema,
+  500: ProblemSchema,
+  503: ProblemSchema,
+}
+
+export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString())
+
+/** Opaque keyset cursor: base64url of a JSON tuple. */
+export function encodeCursor(parts: (string | number)[]): string {
+  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url')
+}
+
+/** Decodes a cursor made by encodeCursor; anything else is a 400 INVALID_CURSOR. */
+export function decodeCursor(cursor: string | undefined, shape: ('string' | 'number')[]): (string | number)[] | null {
+  if (!cursor) return null
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw new ApiError('INVALID_CURSOR')
+  }
+  const ok =
+    Array.isArray(parsed) &&
+    parsed.length === shape.length &&
+    parsed.every((v, i) => typeof v === shape[i] && (typeof v !== 'string' || v.length <= 200))
+  if (!ok) throw new ApiError('INVALID_CURSOR')
+  return parsed as (string | number)[]
+}

@@ -1,0 +1,195 @@
+// Builds the process runtime from a validated Config: storage (migrated), KMS, event bus, auth,
+// rate limits, egress, processors, datasets and the pipeline engine. `serve`, `worker`, the tests
+// and the benchmark all start here.
+import type { DestinationStream, Logger } from 'pino'
+import type { Config } from './config.js'
+import type { AppContext } from './context.js'
+import { openDatabase, type Db } from '../core/db/database.js'
+import { migrateToLatest } from '../core/db/migrate.js'
+import { systemClock, type Clock } from '../core/clock.js'
+import { LocalKms, type KmsProvider } from '../core/security/kms-encryption.js'
+import { GcpKms } from '../core/security/gcp-kms.js'
+import { createMetrics } from '../core/observability/metrics.js'
+import { createLogger } from '../core/observability/logger.js'
+import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
+import { createEgressClient } from '../core/http/egress.js'
+import { ProcessorRegistry } from '../core/processors/registry.js'
+import { createDataset, dropDataset } from '../core/datasets/index.js'
+import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
+import { createEngine } from '../core/pipelines/engine.js'
+import { openDatasetWriter } from '../core/datasets/index.js'
+import {
+  decryptActiveCredential,
+  destroyOrgCredentials,
+  requireValidCredential,
+  trackCredential,
+  type CredentialDeps,
+} from '../core/integrations/credentials.js'
+import { AuthService } from './dependencies/auth.js'
+import { RateLimits } from './dependencies/rate-limit.js'
+
+export interface RuntimeOptions {
+  clock?: Clock
+  logger?: Logger
+  logDestination?: DestinationStream
+  kms?: KmsProvider
+  /** Collect Node's default process metrics (serve/worker only). */
+  defaultMetrics?: boolean
+  /** Extra processors (tests register controllable ones). */
+  processors?: ((reg: ProcessorRegistry) => void)[]
+  /** Built-in template directory override (undefined = configs/pipelines, null = none). */
+  templateDir?: string | null
+}
+
+const SCRUB_WINDOW_MS = 10 * 60_000
+
+export interface Runtime {
+  ctx: AppContext
+  close(): Promise<void>
+}
+
+export function createKms(config: Config): KmsProvider {
+  if (config.kms.provider === 'gcp') {
+    return new GcpKms({ keyName: config.kms.gcpKeyName!, endpoint: config.kms.gcpEndpoint, timeoutMs: config.kms.timeoutMs })
+  }
+  const previous = (process.env.KMS_LOCAL_PREVIOUS_KEYS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const [version, b64] = entry.split(':')
+      return { version: version ?? '', key: Buffer.from(b64 ?? '', 'base64') }
+    })
+    .filter((p) => p.version && p.key.length === 32)
+  return new LocalKms({ version: config.kms.localMasterKeyVersion, key: config.kms.localMasterKey! }, previous)
+}
+
+/** Production egress allow-list: the operator's hosts plus the configured provider endpoints. */
+function productionAllowList(config: Config): string[] {
+  const hosts = new Set(config.egress.allowedHosts)
+  for (const u of [config.providers.openaiBaseUrl, config.providers.anthropicBaseUrl, config.providers.gcpApiBaseUrl, config.providers.gcpTokenUri]) {
+    if (u) hosts.add(new URL(u).hostname)
+  }
+  hosts.add('oauth2.googleapis.com')
+  hosts.add('bigquery.googleapis.com')
+  hosts.add('cloudbilling.googleapis.com')
+  return [...hosts]
+}
+
+async function createBus(db: Db): Promise<EventBus> {
+  if (db.dialect === 'postgres' && db.pgUrl && db.pgPool) {
+    const bus = new PostgresBus(db.pgUrl, db.pgPool)
+    await bus.start()
+    return bus
+  }
+  return new LocalBus()
+}
+
+export async function createRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const clock = opts.clock ?? systemClock
+  const logger = opts.logger ?? createLogger(config.logLevel, opts.logDestination)
+  const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  const closers: (() => Promise<unknown>)[] = [() => db.close()]
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined)
+  }
+  try {
+    await migrateToLatest(db, clock.now())
+    const kms = opts.kms ?? createKms(config)
+    if (kms.close) closers.push(() => kms.close!())
+    const bus = await createBus(db)
+    closers.push(() => bus.close())
+    const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth)
+    auth.start()
+    closers.push(() => auth.stop())
+    const rateLimits = new RateLimits(
+      config.redisUrl ? { kind: 'redis', redisUrl: config.redisUrl } : db.pgPool ? { kind: 'postgres', pgPool: db.pgPool } : { kind: 'memory' },
+      {
+        enabled: config.rateLimitEnabled,
+        globalPerMinute: config.rateLimit.globalPerMinute,
+        ipPerMinute: config.rateLimit.unauthenticatedPerMinute,
+        failedAuthPerMinute: config.auth.failedAuthPerMinute,
+      },
+    )
+    closers.push(() => rateLimits.close())
+    const egress = createEgressClient({
+      allowLoopback: config.egress.allowLoopback,
+      production: config.environment === 'production',
+      allowedHosts: productionAllowList(config),
+      timeoutMs: config.egress.timeoutMs,
+      maxSockets: config.egress.maxSockets,
+    })
+    closers.push(() => egress.close())
+    const processors = new ProcessorRegistry()
+    const ctx: AppContext = {
+      config,
+      db,
+      clock,
+      logger,
+      kms,
+      metrics: createMetrics({ defaultMetrics: opts.defaultMetrics }),
+      bus,
+      auth,
+      rateLimits,
+      egress,
+      processors,
+      datasets: {
+        create: async (slug) => {
+          const id = await createDataset(db, config.dataDir, slug)
+          // Every org starts with the shipped per-model price table (editable per org).
+          await seedDefaultPrices(openDatasetWriter(db, config.dataDir, slug))
+          return id
+        },
+        drop: async (slug) => (await dropDataset(db, config.dataDir, slug)).dropped,
+      },
+      credentials: { destroyOrg: (trx, slug) => destroyOrgCredentials(trx, slug, clock.now()) },
+      engine: null,
+      state: { shuttingDown: false },
+    }
+    registerBuiltinProcessors(processors, {
+      openaiBaseUrl: config.providers.openaiBaseUrl,
+      anthropicBaseUrl: config.providers.anthropicBaseUrl,
+      gcpTokenUri: config.providers.gcpTokenUri,
+    })
+    for (const register of opts.processors ?? []) register(processors)
+    const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now() }
+    ctx.engine = createEngine({
+      db,
+      config,
+      clock,
+      registry: processors,
+      logger,
+      metricsRegistry: ctx.metrics.registry,
+      builtinTemplateDir: opts.templateDir,
+      deps: {
+        openDataset: (slug) => openDatasetWriter(db, config.dataDir, slug),
+        http: egress,
+        integrationReady: async (slug, provider) => {
+          try {
+            await requireValidCredential(db, slug, provider)
+            return true
+          } catch {
+            return false
+          }
+        },
+        getCredential: async (slug, provider, runId) => {
+          const cred = await decryptActiveCredential(credentialDeps, {
+            org_slug: slug,
+            provider,
+            reason: 'pipeline_step',
+            actor: 'engine',
+            run_id: runId,
+          })
+          // Registered for log scrubbing while the step may still be using it.
+          setTimeout(trackCredential(cred), SCRUB_WINDOW_MS).unref()
+          return cred
+        },
+      },
+    })
+    closers.push(() => ctx.engine!.stop(0))
+    return { ctx, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

@@ -1,0 +1,178 @@
+// Builds the Fastify application from an AppContext. The app is a plugin-free shell: guards,
+// validation, errors and routes are wired here; listening, signals and shutdown live in main.ts.
+// Tests build it and call inject().
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import AjvModule from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import swagger from '@fastify/swagger'
+import type { AppContext } from './context.js'
+import { ApiError, problem } from './errors.js'
+import { runGuard, type GuardKind } from './dependencies/auth.js'
+import { healthRoutes } from './routers/health.js'
+import { adminRoutes } from './routers/admin.js'
+import { organizationRoutes } from './routers/organizations.js'
+import { dataRoutes } from './routers/data.js'
+import { integrationRoutes } from './routers/integrations.js'
+
+const Ajv = AjvModule.default ?? AjvModule
+const addFormats = addFormatsModule.default ?? addFormatsModule
+
+const GUARDS: GuardKind[] = ['admin', 'org', 'org_or_admin', 'public']
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export interface RouteInfo {
+  method: string
+  url: string
+  auth: GuardKind
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every registered route with its guard (the auth matrix test walks it). */
+    routeTable: RouteInfo[]
+  }
+}
+
+export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>
+
+/** A route module: registers routes on the app with the shared context. */
+export type RouteModule = (app: App, ctx: AppContext) => void
+
+export interface BuildOptions {
+  /** Extra route modules (later issues register theirs here). */
+  routes?: RouteModule[]
+}
+
+function makeAjv(coerce: boolean) {
+  const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: coerce, useDefaults: true, removeAdditional: false })
+  addFormats(ajv)
+  return ajv
+}
+
+function validationFields(err: FastifyError): string[] {
+  const ctx = (err as { validationContext?: string }).validationContext ?? 'request'
+  return (err.validation ?? []).map((v) => {
+    const extra = (v.params as { additionalProperty?: string; missingProperty?: string } | undefined) ?? {}
+    const name = extra.additionalProperty ?? extra.missingProperty
+    const suffix = name && /^[A-Za-z0-9_-]{1,64}$/.test(name) ? `/${name}` : ''
+    return `${ctx}${v.instancePath}${suffix}`
+  })
+}
+
+function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ApiError | { status: number; code: string; fields?: string[] }) {
+  const status = err instanceof ApiError ? err.status : err.status
+  const fields = err instanceof ApiError ? err.options.fields : err.fields
+  if (err instanceof ApiError) {
+    if (err.options.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.options.retryAfterSeconds))
+    for (const [k, v] of Object.entries(err.options.headers ?? {})) reply.header(k, v)
+  }
+  if (status === 401) reply.header('WWW-Authenticate', 'ApiKey')
+  reply.header('Cache-Control', 'no-store')
+  return reply.code(status).type('application/problem+json').send(problem(status, err.code, String(req.id), fields))
+}
+
+export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
+  const app = Fastify({
+    loggerInstance: ctx.logger,
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 60_000,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    exposeHeadRoutes: false,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const sent = req.headers['x-request-id']
+      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
+    },
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  const bodyAjv = makeAjv(false)
+  const paramAjv = makeAjv(true)
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema as object))
+
+  // Every route must declare its guard; a route without one stops startup.
+  const routeTable: RouteInfo[] = []
+  app.decorate('routeTable', routeTable)
+  app.addHook('onRoute', (route) => {
+    const auth = (route.config as { auth?: string } | undefined)?.auth
+    if (!auth || !GUARDS.includes(auth as GuardKind)) {
+      throw new Error(`route ${route.method} ${route.url} does not declare a guard (config.auth)`)
+    }
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, auth: auth as GuardKind })
+  })
+
+  app.decorateRequest('auth', null)
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Request-ID', String(req.id))
+    await runGuard(ctx, req, reply)
+  })
+
+  // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE')) {
+      req.body = {}
+    }
+  })
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) })
+    ctx.metrics.duration.observe({ method: req.method, route }, reply.elapsedTime / 1000)
+  })
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.status === 429) ctx.metrics.rateLimited.inc({ reason: err.code })
+      if (err.status === 401 || err.status === 403) {
+        ctx.metrics.authFailures.inc({ guard: req.routeOptions.config?.auth ?? 'none', code: err.code })
+      }
+      return sendProblem(reply, req, err)
+    }
+    if (err.validation) return sendProblem(reply, req, { status: 400, code: 'VALIDATION_FAILED', fields: validationFields(err) })
+    switch (err.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(reply, req, { status: 400, code: 'INVALID_JSON' })
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendProblem(reply, req, { status: 413, code: 'PAYLOAD_TOO_LARGE' })
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendProblem(reply, req, { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+    }
+    if (err instanceof SyntaxError || err.statusCode === 400) return sendProblem(reply, req, { status: 400, code: 'INVALID_JSON' })
+    req.log.error({ err, request_id: req.id }, 'unhandled error')
+    return sendProblem(reply, req, { status: 500, code: 'INTERNAL_ERROR' })
+  })
+
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, req, { status: 404, code: 'NOT_FOUND' }))
+
+  if (ctx.config.enableApiDocs) {
+    await app.register(swagger, {
+      openapi: {
+        info: { title: 'tenantflow', version: '0.1.0' },
+        components: {
+          securitySchemes: {
+            rootKey: { type: 'apiKey', in: 'header', name: 'X-CA-Root-Key' },
+            orgKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          },
+        },
+      },
+    })
+    app.get('/docs/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger())
+  }
+
+  healthRoutes(app, ctx)
+  adminRoutes(app, ctx)
+  organizationRoutes(app, ctx)
+  integrationRoutes(app, ctx)
+  dataRoutes(app, ctx)
+  for (const mod of opts.routes ?? []) mod(app, ctx)
+
+  await app.ready()
+  return app
+}

@@ -1,0 +1,43 @@
+// Subscription reads and changes. Limits always come from the subscription row (seeded from the
+// plan, overridable within bounds), never from counters.
+import type { Kysely } from 'kysely'
+import type { Database, SubscriptionStatus } from '../db/schema.js'
+import { PLANS, type PlanName } from './plans.js'
+
+export interface SubscriptionChange {
+  plan_name?: PlanName
+  status?: SubscriptionStatus
+  daily_limit?: number
+  monthly_limit?: number
+  concurrent_limit?: number
+  requests_per_minute?: number
+  triggers_per_minute?: number
+  trial_end_date?: string | null
+}
+
+export async function getSubscription(db: Kysely<Database>, orgSlug: string) {
+  return db.selectFrom('org_subscriptions').selectAll().where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
+}
+
+/** Applies a change; a new plan resets limits to that plan's defaults unless overridden in the same call. */
+export async function updateSubscription(db: Kysely<Database>, orgSlug: string, change: SubscriptionChange, now: number) {
+  return db.transaction().execute(async (trx) => {
+    const current = await trx.selectFrom('org_subscriptions').selectAll().where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
+    if (!current) return null
+    const base = change.plan_name ? PLANS[change.plan_name] : current
+    const next = {
+      plan_name: change.plan_name ?? current.plan_name,
+      status: change.status ?? current.status,
+      daily_limit: change.daily_limit ?? base.daily_limit,
+      monthly_limit: change.monthly_limit ?? base.monthly_limit,
+      concurrent_limit: change.concurrent_limit ?? base.concurrent_limit,
+      requests_per_minute: change.requests_per_minute ?? base.requests_per_minute,
+      triggers_per_minute: change.triggers_per_minute ?? base.triggers_per_minute,
+      trial_end_at:
+        change.trial_end_date === undefined ? current.trial_end_at : change.trial_end_date === null ? null : Date.parse(change.trial_end_date),
+      updated_at: now,
+    }
+    await trx.updateTable('org_subscriptions').set(next).where('org_slug', '=', orgSlug).execute()
+    return { before: current, after: { ...current, ...next } }
+  })
+}

@@ -1,0 +1,83 @@
+// Request rate limits: per org (plan), failed auth per IP, shared across instances on PostgreSQL/Redis.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { backendNames, freshBackend, needsPostgres, needsRedis, REDIS_URL } from '../helpers/backends.js'
+import { buildTestApp } from '../helpers/app.js'
+
+for (const backend of backendNames()) {
+  describe(`rate limits (${backend})`, () => {
+    test('per-org limit from the subscription: 429 with Retry-After and RateLimit headers', async () => {
+      const t = await buildTestApp(backend)
+      try {
+        const key = await t.onboard('limited-org')
+        const other = await t.onboard('other-org')
+        const put = await t.app.inject({ method: 'PUT', url: '/api/v1/organizations/limited-org/subscription', headers: t.root, payload: { requests_per_minute: 5 } })
+        assert.equal(put.statusCode, 200)
+        const url = '/api/v1/organizations/limited-org/quota'
+        const codes: number[] = []
+        for (let i = 0; i < 7; i++) codes.push((await t.app.inject({ method: 'GET', url, headers: t.org(key) })).statusCode)
+        assert.deepEqual(codes, [200, 200, 200, 200, 200, 429, 429])
+        const res = await t.app.inject({ method: 'GET', url, headers: t.org(key) })
+        assert.equal(res.json().code, 'ORG_RATE_LIMITED')
+        assert.equal(res.json().detail, 'Rate limit exceeded')
+        const retry = Number(res.headers['retry-after'])
+        assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${res.headers['retry-after']}`)
+        assert.match(String(res.headers['ratelimit-policy']), /q=5;w=60/)
+        const ok = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/other-org/quota', headers: t.org(other) })
+        assert.equal(ok.statusCode, 200, 'other orgs are not affected')
+        assert.match(String(ok.headers.ratelimit), /r=\d+;t=\d+/)
+      } finally {
+        await t.close()
+      }
+    })
+
+    test('failed authentications are limited per IP', async () => {
+      const t = await buildTestApp(backend, { env: { FAILED_AUTH_PER_MINUTE: '3' } })
+      try {
+        const codes: number[] = []
+        for (let i = 0; i < 5; i++) {
+          const res = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: { 'x-ca-root-key': `wrong-root-key-attempt-${i}-xxxxxxxxxxxxxxxxxx` } })
+          codes.push(res.statusCode)
+        }
+        assert.deepEqual(codes, [401, 401, 401, 429, 429])
+        const blocked = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: t.root })
+        assert.equal(blocked.statusCode, 429, 'the IP stays blocked even with the right key')
+        assert.equal(blocked.json().code, 'AUTH_RATE_LIMITED')
+        const other = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: t.root, remoteAddress: '10.9.8.7' })
+        assert.equal(other.statusCode, 200, 'another client is not blocked')
+      } finally {
+        await t.close()
+      }
+    })
+  })
+}
+
+async function sharedAcrossInstances(env: Record<string, string>) {
+  const backend = await freshBackend('postgres')
+  const one = await buildTestApp('postgres', { backend, env })
+  const two = await buildTestApp('postgres', { backend, env })
+  try {
+    // Redis outlives the test database: a fresh slug keeps counters from earlier runs apart.
+    const slug = `shared-${Date.now().toString(36)}`
+    const key = await one.onboard(slug)
+    await one.app.inject({ method: 'PUT', url: `/api/v1/organizations/${slug}/subscription`, headers: one.root, payload: { requests_per_minute: 4 } })
+    const url = `/api/v1/organizations/${slug}/quota`
+    const codes: number[] = []
+    for (let i = 0; i < 6; i++) {
+      const t = i % 2 === 0 ? one : two
+      codes.push((await t.app.inject({ method: 'GET', url, headers: t.org(key) })).statusCode)
+    }
+    assert.deepEqual(codes, [200, 200, 200, 200, 429, 429])
+  } finally {
+    await one.close()
+    await two.close()
+    await backend.cleanup()
+  }
+}
+
+describe('shared counters', () => {
+  test('per-org limit is shared by two instances on PostgreSQL', { skip: needsPostgres() }, () => sharedAcrossInstances({}))
+  test('per-org limit is shared by two instances through Redis', { skip: needsPostgres() || needsRedis() }, () =>
+    sharedAcrossInstances({ REDIS_URL: REDIS_URL! }),
+  )
+})
