@@ -7,12 +7,11 @@ import type { AppContext } from './context.js'
 import { openDatabase, type Db } from '../core/db/database.js'
 import { migrateToLatest } from '../core/db/migrate.js'
 import { systemClock, type Clock } from '../core/clock.js'
-import { LocalKms, type KmsProvider } from '../core/security/kms-encryption.js'
-import { GcpKms } from '../core/security/gcp-kms.js'
+import { createKms, type KmsProvider } from '../core/security/kms-encryption.js'
 import { createMetrics } from '../core/observability/metrics.js'
 import { createLogger } from '../core/observability/logger.js'
 import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
-import { createEgressClient } from '../core/http/egress.js'
+import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
 import { createDataset, dropDataset } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
@@ -25,6 +24,7 @@ import {
   trackCredential,
   type CredentialDeps,
 } from '../core/integrations/credentials.js'
+import { CredentialError } from '../core/integrations/errors.js'
 import { AuthService } from './dependencies/auth.js'
 import { RateLimits } from './dependencies/rate-limit.js'
 
@@ -48,34 +48,6 @@ export interface Runtime {
   close(): Promise<void>
 }
 
-export function createKms(config: Config): KmsProvider {
-  if (config.kms.provider === 'gcp') {
-    return new GcpKms({ keyName: config.kms.gcpKeyName!, endpoint: config.kms.gcpEndpoint, timeoutMs: config.kms.timeoutMs })
-  }
-  const previous = (process.env.KMS_LOCAL_PREVIOUS_KEYS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const [version, b64] = entry.split(':')
-      return { version: version ?? '', key: Buffer.from(b64 ?? '', 'base64') }
-    })
-    .filter((p) => p.version && p.key.length === 32)
-  return new LocalKms({ version: config.kms.localMasterKeyVersion, key: config.kms.localMasterKey! }, previous)
-}
-
-/** Production egress allow-list: the operator's hosts plus the configured provider endpoints. */
-function productionAllowList(config: Config): string[] {
-  const hosts = new Set(config.egress.allowedHosts)
-  for (const u of [config.providers.openaiBaseUrl, config.providers.anthropicBaseUrl, config.providers.gcpApiBaseUrl, config.providers.gcpTokenUri]) {
-    if (u) hosts.add(new URL(u).hostname)
-  }
-  hosts.add('oauth2.googleapis.com')
-  hosts.add('bigquery.googleapis.com')
-  hosts.add('cloudbilling.googleapis.com')
-  return [...hosts]
-}
-
 async function createBus(db: Db): Promise<EventBus> {
   if (db.dialect === 'postgres' && db.pgUrl && db.pgPool) {
     const bus = new PostgresBus(db.pgUrl, db.pgPool)
@@ -95,7 +67,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   }
   try {
     await migrateToLatest(db, clock.now())
-    const kms = opts.kms ?? createKms(config)
+    const kms = opts.kms ?? (await createKms(config))
     if (kms.close) closers.push(() => kms.close!())
     const bus = await createBus(db)
     closers.push(() => bus.close())
@@ -112,13 +84,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       },
     )
     closers.push(() => rateLimits.close())
-    const egress = createEgressClient({
-      allowLoopback: config.egress.allowLoopback,
-      production: config.environment === 'production',
-      allowedHosts: productionAllowList(config),
-      timeoutMs: config.egress.timeoutMs,
-      maxSockets: config.egress.maxSockets,
-    })
+    const egress = createEgressClient(egressOptionsFromConfig(config))
     closers.push(() => egress.close())
     const processors = new ProcessorRegistry()
     const ctx: AppContext = {
@@ -168,8 +134,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
           try {
             await requireValidCredential(db, slug, provider)
             return true
-          } catch {
-            return false
+          } catch (err) {
+            if (err instanceof CredentialError) return false
+            throw err
           }
         },
         getCredential: async (slug, provider, runId) => {

@@ -107,10 +107,24 @@ class SqliteDriver implements Driver {
   }
 }
 
+/** Switching to WAL needs a moment alone with the file; a process starting beside another may be told BUSY. */
+function setWalMode(db: SqliteDatabase.Database): void {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL')
+      return
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
+  }
+}
+
 function sqliteDialect(path: string): Dialect {
   const open = () => {
     const db = new SqliteDatabase(path, { timeout: 60_000 })
-    db.pragma('journal_mode = WAL')
+    setWalMode(db)
     db.pragma('synchronous = NORMAL')
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 60000')

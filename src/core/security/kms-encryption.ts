@@ -4,6 +4,7 @@
 // ciphertext copied to another org or row fails to decrypt. Plaintexts are returned to the caller
 // and never cached here.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import type { Config } from '../../app/config.js'
 
 export interface KmsProvider {
   readonly name: 'local' | 'gcp'
@@ -32,6 +33,14 @@ export class DecryptionError extends Error {
   constructor() {
     super('secret could not be decrypted')
     this.name = 'DecryptionError'
+  }
+}
+
+/** The KMS could not be reached or did not answer in time; the secret itself may be fine. */
+export class KmsUnavailableError extends Error {
+  constructor(readonly code: 'TIMEOUT' | 'UNAVAILABLE') {
+    super(`kms ${code.toLowerCase()}`)
+    this.name = 'KmsUnavailableError'
   }
 }
 
@@ -109,4 +118,35 @@ export async function decryptSecret(kms: KmsProvider, sealed: SealedSecret, ctx:
   } finally {
     dek.fill(0)
   }
+}
+
+/**
+ * Re-wraps only the data key under the KMS's current key version. The secret's ciphertext is
+ * unchanged, so no plaintext is produced; the DEK exists in memory only for this call.
+ */
+export async function rewrapSecret(kms: KmsProvider, sealed: SealedSecret, ctx: EncryptionContext): Promise<SealedSecret> {
+  if (!sealed.ciphertext || !sealed.wrapped_key) throw new DecryptionError()
+  if (sealed.kms_provider !== kms.name) throw new DecryptionError()
+  const aad = contextAad(ctx)
+  const dek = await kms.unwrap(sealed.wrapped_key, aad, sealed.kms_key_version)
+  try {
+    // Prove the DEK opens this ciphertext before re-wrapping, so a mismatched row is never "fixed".
+    gcmOpen(dek, sealed.ciphertext, aad).fill(0)
+    const { wrapped, keyVersion } = await kms.wrap(dek, aad)
+    return { ciphertext: sealed.ciphertext, wrapped_key: wrapped, kms_provider: kms.name, kms_key_version: keyVersion }
+  } finally {
+    dek.fill(0)
+  }
+}
+
+/** The configured KMS. The GCP client is loaded only when used. */
+export async function createKms(config: Pick<Config, 'kms'>): Promise<KmsProvider> {
+  const k = config.kms
+  if (k.provider === 'gcp') {
+    if (!k.gcpKeyName) throw new Error('GCP_KMS_KEY_NAME is not set')
+    const { GcpKms } = await import('./gcp-kms.js')
+    return new GcpKms({ keyName: k.gcpKeyName, endpoint: k.gcpEndpoint, timeoutMs: k.timeoutMs })
+  }
+  if (!k.localMasterKey) throw new Error('KMS_LOCAL_MASTER_KEY is not set')
+  return new LocalKms({ version: k.localMasterKeyVersion, key: k.localMasterKey }, k.localPreviousKeys ?? [])
 }

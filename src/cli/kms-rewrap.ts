@@ -1,0 +1,154 @@
+// `tenantflow kms rewrap`: re-wraps every stored data key (integration credentials and the org API
+// key copies) under the KMS's current key version. Only the wrapped DEK changes: ciphertexts are
+// untouched and no plaintext is produced. Rows are read in keyset batches; each batch's updates run in
+// one transaction and are conditional on the wrapped key being unchanged, so a concurrent write wins.
+import type { Db } from '../core/db/database.js'
+import { DecryptionError, rewrapSecret, type KmsProvider, type SealedSecret } from '../core/security/kms-encryption.js'
+
+export interface RewrapDeps {
+  db: Db
+  kms: KmsProvider
+  batchSize?: number
+}
+
+export interface RewrapCounts {
+  /** Re-wrapped under the current key version. */
+  rewrapped: number
+  /** Already under the current version. */
+  current: number
+  /** Could not be unwrapped (unknown key version or a row whose data key does not match it). */
+  failed: number
+  /** Ids of failed rows (identifiers only), at most 100. */
+  failed_ids: string[]
+}
+
+export interface RewrapResult {
+  key_version: string
+  credentials: RewrapCounts
+  api_keys: RewrapCounts
+}
+
+const empty = (): RewrapCounts => ({ rewrapped: 0, current: 0, failed: 0, failed_ids: [] })
+
+function fail(counts: RewrapCounts, id: string): void {
+  counts.failed++
+  if (counts.failed_ids.length < 100) counts.failed_ids.push(id)
+}
+
+const isCurrent = (kms: KmsProvider, sealed: Pick<SealedSecret, 'kms_provider' | 'kms_key_version'>) =>
+  sealed.kms_provider === kms.name && sealed.kms_key_version === kms.currentKeyVersion()
+
+async function rewrapCredentials(deps: RewrapDeps, batch: number): Promise<RewrapCounts> {
+  const counts = empty()
+  const k = deps.db.kysely
+  let after = ''
+  for (;;) {
+    const rows = await k
+      .selectFrom('org_integration_credentials')
+      .select(['credential_id', 'org_slug', 'provider', 'ciphertext', 'wrapped_key', 'kms_provider', 'kms_key_version'])
+      .where('credential_id', '>', after)
+      .where('ciphertext', 'is not', null)
+      .where('wrapped_key', 'is not', null)
+      .orderBy('credential_id')
+      .limit(batch)
+      .execute()
+    if (rows.length === 0) return counts
+    after = rows[rows.length - 1]!.credential_id
+    const updates: { id: string; old: string; sealed: SealedSecret }[] = []
+    for (const row of rows) {
+      const sealed: SealedSecret = {
+        ciphertext: row.ciphertext!, wrapped_key: row.wrapped_key!, kms_provider: row.kms_provider, kms_key_version: row.kms_key_version,
+      }
+      if (isCurrent(deps.kms, sealed)) {
+        counts.current++
+        continue
+      }
+      try {
+        const next = await rewrapSecret(deps.kms, sealed, {
+          org_slug: row.org_slug, purpose: 'integration', provider: row.provider, resource_id: row.credential_id,
+        })
+        updates.push({ id: row.credential_id, old: row.wrapped_key!, sealed: next })
+      } catch (err) {
+        if (!(err instanceof DecryptionError)) throw err
+        fail(counts, row.credential_id)
+      }
+    }
+    await k.transaction().execute(async (trx) => {
+      for (const u of updates) {
+        const r = await trx
+          .updateTable('org_integration_credentials')
+          .set({ wrapped_key: u.sealed.wrapped_key, kms_provider: u.sealed.kms_provider, kms_key_version: u.sealed.kms_key_version })
+          .where('credential_id', '=', u.id)
+          .where('wrapped_key', '=', u.old)
+          .executeTakeFirst()
+        if (Number(r.numUpdatedRows) === 1) counts.rewrapped++
+      }
+    })
+  }
+}
+
+function parseSealed(text: string): SealedSecret | null {
+  try {
+    const v = JSON.parse(text) as Partial<SealedSecret>
+    if (typeof v.ciphertext === 'string' && typeof v.wrapped_key === 'string' && typeof v.kms_provider === 'string' && typeof v.kms_key_version === 'string') {
+      return v as SealedSecret
+    }
+  } catch {
+    /* reported as failed */
+  }
+  return null
+}
+
+async function rewrapApiKeys(deps: RewrapDeps, batch: number): Promise<RewrapCounts> {
+  const counts = empty()
+  const k = deps.db.kysely
+  let after = ''
+  for (;;) {
+    const rows = await k
+      .selectFrom('org_api_keys')
+      .select(['key_id', 'org_slug', 'encrypted_key'])
+      .where('key_id', '>', after)
+      .orderBy('key_id')
+      .limit(batch)
+      .execute()
+    if (rows.length === 0) return counts
+    after = rows[rows.length - 1]!.key_id
+    const updates: { id: string; old: string; next: string }[] = []
+    for (const row of rows) {
+      const sealed = parseSealed(row.encrypted_key)
+      if (!sealed) {
+        fail(counts, row.key_id)
+        continue
+      }
+      if (isCurrent(deps.kms, sealed)) {
+        counts.current++
+        continue
+      }
+      try {
+        const next = await rewrapSecret(deps.kms, sealed, { org_slug: row.org_slug, purpose: 'api_key', resource_id: row.key_id })
+        updates.push({ id: row.key_id, old: row.encrypted_key, next: JSON.stringify(next) })
+      } catch (err) {
+        if (!(err instanceof DecryptionError)) throw err
+        fail(counts, row.key_id)
+      }
+    }
+    await k.transaction().execute(async (trx) => {
+      for (const u of updates) {
+        const r = await trx
+          .updateTable('org_api_keys')
+          .set({ encrypted_key: u.next })
+          .where('key_id', '=', u.id)
+          .where('encrypted_key', '=', u.old)
+          .executeTakeFirst()
+        if (Number(r.numUpdatedRows) === 1) counts.rewrapped++
+      }
+    })
+  }
+}
+
+export async function rewrapAll(deps: RewrapDeps): Promise<RewrapResult> {
+  const batch = Math.max(1, Math.min(deps.batchSize ?? 200, 1000))
+  const credentials = await rewrapCredentials(deps, batch)
+  const api_keys = await rewrapApiKeys(deps, batch)
+  return { key_version: deps.kms.currentKeyVersion(), credentials, api_keys }
+}
