@@ -29,7 +29,7 @@ export interface Config {
     timeoutMs: number
   }
   egress: { allowLoopback: boolean; allowedHosts: string[]; timeoutMs: number; maxSockets: number }
-  providers: { openaiBaseUrl: string; anthropicBaseUrl: string; gcpTokenUri: string | null; gcpApiBaseUrl: string }
+  providers: { openaiBaseUrl: string; anthropicBaseUrl: string; gcpTokenUri: string | null; gcpApiBaseUrl: string; bigqueryBaseUrl: string }
   auth: { cacheTtlMs: number; negativeCacheTtlMs: number; cacheMax: number; lastUsedFlushMs: number; failedAuthPerMinute: number }
   rateLimit: { globalPerMinute: number; unauthenticatedPerMinute: number }
   workers: { concurrency: number; leaseMs: number; heartbeatMs: number; pollMs: number; reaperMs: number }
@@ -214,6 +214,7 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
       anthropicBaseUrl: url(env, 'ANTHROPIC_BASE_URL', 'https://api.anthropic.com', ['https:', 'http:'])!,
       gcpTokenUri: url(env, 'GCP_TOKEN_URI', null, ['https:', 'http:']),
       gcpApiBaseUrl: url(env, 'GCP_API_BASE_URL', 'https://cloudresourcemanager.googleapis.com', ['https:', 'http:'])!,
+      bigqueryBaseUrl: url(env, 'GCP_BIGQUERY_BASE_URL', 'https://bigquery.googleapis.com', ['https:', 'http:'])!,
     },
     auth: {
       cacheTtlMs: int(env, 'AUTH_CACHE_TTL_MS', 30_000, 0, 300_000),

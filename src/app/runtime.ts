@@ -116,6 +116,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       openaiBaseUrl: config.providers.openaiBaseUrl,
       anthropicBaseUrl: config.providers.anthropicBaseUrl,
       gcpTokenUri: config.providers.gcpTokenUri,
+      bigqueryBaseUrl: config.providers.bigqueryBaseUrl,
     })
     for (const register of opts.processors ?? []) register(processors)
     const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now() }

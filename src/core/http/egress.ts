@@ -161,7 +161,7 @@ export function egressOptionsFromConfig(config: Pick<Config, 'providers' | 'egre
   const p = config.providers
   const providerHosts = [
     ...hostOf(p.openaiBaseUrl), ...hostOf(p.anthropicBaseUrl), ...hostOf(p.gcpApiBaseUrl),
-    ...hostOf(p.gcpTokenUri), 'oauth2.googleapis.com', 'bigquery.googleapis.com', 'cloudbilling.googleapis.com',
+    ...hostOf(p.gcpTokenUri), ...hostOf(p.bigqueryBaseUrl), 'oauth2.googleapis.com', 'bigquery.googleapis.com', 'cloudbilling.googleapis.com',
   ]
   return {
     allowLoopback: config.egress.allowLoopback,

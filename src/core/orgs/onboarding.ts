@@ -256,7 +256,7 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
   const deletionId = newId('del', now)
   const outcome = await db.transaction().execute(async (trx) => {
     if (deps.db.dialect === 'postgres') {
-      await sql`SELECT org_slug FROM org_profiles WHERE org_slug = ${orgSlug} FOR UPDATE`.execute(trx)
+      await sql`SELECT org_slug FROM org_profiles WHERE org_slug = ${orgSlug} LIMIT 1 FOR UPDATE`.execute(trx)
     }
     const revoked = await trx
       .updateTable('org_api_keys')

@@ -1,0 +1,161 @@
+// The two physical homes of a dataset behind one small interface: an org's own SQLite file, or the
+// org's PostgreSQL schema. Statements arrive as text built only from quoteIdent()/qualified() plus
+// placeholders; every value travels as a bound parameter.
+import type pg from 'pg'
+import type { Db, DialectName } from '../db/database.js'
+import { DatasetError } from './errors.js'
+import { pgSchemaName, qualified, quoteIdent, quoteSchema } from './identifiers.js'
+import { orgFilePath, withOrgFile, withReadOnlyOrgFile } from './sqlite-files.js'
+
+export type Row = Record<string, unknown>
+export interface Stmt {
+  text: string
+  params: unknown[]
+}
+
+export interface DatasetEngine {
+  readonly dialect: DialectName
+  /** Where the dataset lives: the schema name, or the file path (never shown to clients). */
+  readonly location: string
+  tableRef(table: string): string
+  exists(): Promise<boolean>
+  all(stmt: Stmt): Promise<Row[]>
+  /** Runs the statements in one transaction (all or nothing). */
+  transaction(stmts: Stmt[]): Promise<void>
+  /** Runs a reader statement on a read-only connection/transaction; at most maxRows rows. */
+  readOnly(stmt: Stmt, opts: { timeoutMs: number; maxRows: number }): Promise<Row[]>
+}
+
+/** Builds placeholders for one statement in the dialect's style. */
+export class Params {
+  readonly values: unknown[] = []
+  constructor(private readonly dialect: DialectName) {}
+  add(value: unknown, pgCast = ''): string {
+    this.values.push(value)
+    return this.dialect === 'postgres' ? `$${this.values.length}${pgCast}` : '?'
+  }
+}
+
+function driverCode(err: unknown): string {
+  const code = (err as { code?: unknown })?.code
+  return typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : 'UNKNOWN'
+}
+
+/** Driver errors carry SQL and values in their text; only the code crosses this boundary. */
+function wrap(err: unknown): never {
+  if (err instanceof DatasetError) throw err
+  throw new DatasetError('QUERY_FAILED', `dataset query failed (${driverCode(err)})`)
+}
+
+export function openEngine(db: Db, dataDir: string, orgSlug: string): DatasetEngine {
+  return db.dialect === 'postgres' ? pgEngine(db, orgSlug) : sqliteEngine(dataDir, orgSlug)
+}
+
+function sqliteEngine(dataDir: string, orgSlug: string): DatasetEngine {
+  const path = orgFilePath(dataDir, orgSlug)
+  return {
+    dialect: 'sqlite',
+    location: path,
+    tableRef: (table) => quoteIdent(table),
+    async exists() {
+      try {
+        withOrgFile(path, () => undefined)
+        return true
+      } catch (err) {
+        if (err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND') return false
+        throw err
+      }
+    },
+    async all(stmt) {
+      try {
+        return withOrgFile(path, (h) => h.prepare(stmt.text).all(...stmt.params) as Row[])
+      } catch (err) {
+        wrap(err)
+      }
+    },
+    async transaction(stmts) {
+      try {
+        withOrgFile(path, (h) => {
+          // Prepared one by one: a statement may name a table the previous one creates.
+          h.transaction(() => {
+            for (const s of stmts) h.prepare(s.text).run(...s.params)
+          }).immediate()
+        })
+      } catch (err) {
+        wrap(err)
+      }
+    },
+    async readOnly(stmt, { maxRows }) {
+      try {
+        return withReadOnlyOrgFile(path, (h) => {
+          const st = h.prepare(stmt.text)
+          if (!st.reader) throw new DatasetError('SQL_REFUSED', 'sql refused: statement returns no rows')
+          const rows: Row[] = []
+          for (const r of st.iterate(...stmt.params)) {
+            rows.push(r as Row)
+            if (rows.length >= maxRows) break
+          }
+          return rows
+        })
+      } catch (err) {
+        wrap(err)
+      }
+    },
+  }
+}
+
+function pgEngine(db: Db, orgSlug: string): DatasetEngine {
+  const pool = db.pgPool
+  if (!pool) throw new DatasetError('QUERY_FAILED', 'postgres pool missing')
+  const schema = pgSchemaName(orgSlug)
+  const withClient = async <T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect().catch(wrap)
+    try {
+      return await fn(client)
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      wrap(err)
+    } finally {
+      client.release()
+    }
+  }
+  return {
+    dialect: 'postgres',
+    location: schema,
+    tableRef: (table) => qualified(schema, table),
+    async exists() {
+      try {
+        const r = await pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1 LIMIT 1', [schema])
+        return r.rowCount === 1
+      } catch (err) {
+        wrap(err)
+      }
+    },
+    async all(stmt) {
+      try {
+        return (await pool.query(stmt.text, stmt.params)).rows as Row[]
+      } catch (err) {
+        wrap(err)
+      }
+    },
+    async transaction(stmts) {
+      await withClient(async (c) => {
+        await c.query('BEGIN')
+        for (const s of stmts) await c.query(s.text, s.params)
+        await c.query('COMMIT')
+      })
+    },
+    async readOnly(stmt, { timeoutMs, maxRows }) {
+      const ms = Math.max(1, Math.min(Math.floor(timeoutMs), 300_000))
+      return withClient(async (c) => {
+        await c.query('BEGIN')
+        await c.query('SET TRANSACTION READ ONLY')
+        await c.query(`SET LOCAL search_path TO ${quoteSchema(schema)}`)
+        await c.query(`SET LOCAL statement_timeout = ${ms}`)
+        const r = await c.query(stmt.text, stmt.params)
+        await c.query('ROLLBACK')
+        return (r.rows as Row[]).slice(0, maxRows)
+      })
+    },
+  }
+}

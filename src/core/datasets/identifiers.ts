@@ -1,0 +1,72 @@
+// The one place dataset identifiers are validated and quoted. Every table or column name that
+// reaches SQL passes through quoteIdent(); schema names come only from pgSchemaName().
+import { createHash } from 'node:crypto'
+import { DatasetError } from './errors.js'
+
+const IDENT = /^[a-z][a-z0-9_]{0,62}$/
+const ORG_SLUG = /^[a-z0-9][a-z0-9_-]{2,63}$/
+
+/** Prefixes that name system, catalogue or engine objects; no dataset table may use them. */
+export const RESERVED_TABLE_PREFIXES = ['org_', 'sqlite_', 'pg_', 'tenantflow', 'information_schema'] as const
+
+/** Bare names that resolve to something other than a dataset table on one of the engines. */
+const RESERVED_NAMES = new Set(['main', 'temp', 'public', 'plans'])
+
+export function isIdentifier(name: unknown): name is string {
+  return typeof name === 'string' && IDENT.test(name)
+}
+
+export function isReservedTableName(name: string): boolean {
+  return RESERVED_NAMES.has(name) || RESERVED_TABLE_PREFIXES.some((p) => name.startsWith(p))
+}
+
+/** A column name: the identifier pattern. */
+export function assertColumnName(name: unknown): string {
+  if (!isIdentifier(name)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid column name')
+  return name
+}
+
+/** A table name: the identifier pattern and no reserved prefix. The message never echoes the input. */
+export function assertTableName(name: unknown): string {
+  if (!isIdentifier(name)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid table name')
+  if (isReservedTableName(name)) throw new DatasetError('INVALID_IDENTIFIER', 'reserved table name')
+  return name
+}
+
+export function assertOrgSlug(slug: unknown): string {
+  if (typeof slug !== 'string' || !ORG_SLUG.test(slug) || slug.includes('..')) {
+    throw new DatasetError('INVALID_IDENTIFIER', 'invalid org slug')
+  }
+  return slug
+}
+
+/** Double-quotes an identifier that already passed validation (so it never contains a quote). */
+export function quoteIdent(name: string): string {
+  if (!isIdentifier(name)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid identifier')
+  return `"${name}"`
+}
+
+const SCHEMA = /^org_[a-z0-9_]{1,59}(\$[0-9a-f]{16})?$/
+
+/**
+ * The PostgreSQL schema of an org. Plain slugs map to `org_<slug>`. Slugs with hyphens (or too long
+ * to fit 63 bytes) map hyphens to underscores and add `$<hash>`: slugs never contain `$`, so a
+ * hashed name can never equal a plain one (`a-b` and `a_b` stay apart), and createDataset refuses
+ * an existing schema, so a hash collision fails onboarding instead of sharing data.
+ */
+export function pgSchemaName(orgSlug: string): string {
+  const slug = assertOrgSlug(orgSlug)
+  if (/^[a-z0-9_]+$/.test(slug) && slug.length <= 59) return `org_${slug}`
+  const hash = createHash('sha256').update(slug).digest('hex').slice(0, 16)
+  return `org_${slug.replace(/-/g, '_').slice(0, 42)}$${hash}`
+}
+
+export function quoteSchema(schema: string): string {
+  if (!SCHEMA.test(schema)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid schema name')
+  return `"${schema}"`
+}
+
+/** `"schema"."table"` for PostgreSQL statements. */
+export function qualified(schema: string, table: string): string {
+  return `${quoteSchema(schema)}.${quoteIdent(assertTableName(table))}`
+}

@@ -1,0 +1,87 @@
+// Per-org SQLite dataset files: `{dataDir}/datasets/{org_slug}.db`. Write handles are cached in a
+// bounded LRU; callers use a handle synchronously inside withOrgFile(), so an eviction can never
+// close a handle between two statements of the same operation.
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import SqliteDatabase from 'better-sqlite3'
+import { LRUCache } from 'lru-cache'
+import { DatasetError } from './errors.js'
+import { assertOrgSlug } from './identifiers.js'
+
+const MAX_OPEN_FILES = 64
+const BUSY_TIMEOUT_MS = 60_000
+
+const handles = new LRUCache<string, SqliteDatabase.Database>({
+  max: MAX_OPEN_FILES,
+  dispose: (db) => {
+    if (db.open) db.close()
+  },
+})
+
+export function datasetsDir(dataDir: string): string {
+  return resolve(join(dataDir, 'datasets'))
+}
+
+export function orgFilePath(dataDir: string, orgSlug: string): string {
+  return join(datasetsDir(dataDir), `${assertOrgSlug(orgSlug)}.db`)
+}
+
+function configure(db: SqliteDatabase.Database): SqliteDatabase.Database {
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+  db.pragma('trusted_schema = OFF')
+  return db
+}
+
+function openExisting(path: string, readonly: boolean): SqliteDatabase.Database {
+  try {
+    return configure(new SqliteDatabase(path, { fileMustExist: true, readonly, timeout: BUSY_TIMEOUT_MS }))
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') {
+      throw new DatasetError('DATASET_NOT_FOUND', 'dataset does not exist')
+    }
+    throw new DatasetError('QUERY_FAILED', 'dataset could not be opened')
+  }
+}
+
+/** Runs fn with this file's cached read-write handle. fn must be synchronous. */
+export function withOrgFile<T>(path: string, fn: (db: SqliteDatabase.Database) => T): T {
+  let db = handles.get(path)
+  if (!db || !db.open) {
+    db = openExisting(path, false)
+    handles.set(path, db)
+  }
+  return fn(db)
+}
+
+/** Runs fn with a fresh read-only handle (used for template SQL), closed afterwards. */
+export function withReadOnlyOrgFile<T>(path: string, fn: (db: SqliteDatabase.Database) => T): T {
+  const db = openExisting(path, true)
+  try {
+    db.pragma('query_only = ON')
+    return fn(db)
+  } finally {
+    db.close()
+  }
+}
+
+/** Creates the empty file in WAL mode. 'wx' refuses an existing file, so no leftover data is inherited. */
+export function createOrgFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  try {
+    closeSync(openSync(path, 'wx', 0o600))
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') throw new DatasetError('DATASET_EXISTS', 'dataset already exists')
+    throw new DatasetError('QUERY_FAILED', 'dataset could not be created')
+  }
+  const db = new SqliteDatabase(path)
+  try {
+    db.pragma('journal_mode = WAL')
+  } finally {
+    db.close()
+  }
+}
+
+/** Closes this process's cached handle for a file (before it is deleted). */
+export function forgetOrgFile(path: string): void {
+  handles.delete(path)
+}

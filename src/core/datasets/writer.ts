@@ -1,0 +1,281 @@
+// openDatasetWriter(): the only way code reaches an org's dataset. The object is bound to one org:
+// on SQLite it can only open that org's file; on PostgreSQL every statement is qualified with that
+// org's schema. Table and column names come only from validated specs via quoteIdent().
+import { createHash } from 'node:crypto'
+import type { Db, DialectName } from '../db/database.js'
+import { getEntry, listEntries, putEntry } from './catalogue.js'
+import { decodeCursor, encodeCursor } from './cursor.js'
+import { openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
+import { DatasetError } from './errors.js'
+import { assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
+import { bindNamed, checkSelect } from './select-check.js'
+import { columnDdlType, decodeValue, encodeValue, isValidDate, pgCast, specsEqual, validateTableSpec } from './spec.js'
+import type { DatasetReader, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec } from './types.js'
+
+export interface DatasetOptions {
+  now?: () => number
+  /** Statement timeout for template SQL on PostgreSQL. */
+  selectTimeoutMs?: number
+}
+
+const LIST_LIMIT = 100
+const CATALOGUE_SCAN_LIMIT = 1000
+const PAGE_MAX = 1000
+const READ_ROWS_MAX = 10_000
+const SELECT_MAX = 100_000
+const ROWS_PER_LOAD_MAX = 1_000_000
+const ROWS_PER_BATCH_MAX = 1000
+/** Bound parameters per statement, under SQLITE_MAX_VARIABLE_NUMBER (32766) and PostgreSQL's 65535. */
+const PARAMS_PER_STATEMENT = { sqlite: 30_000, postgres: 60_000 } as const
+
+function assertLimit(limit: unknown, max: number): number {
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > max) {
+    throw new DatasetError('INVALID_FILTER', `limit must be an integer in 1..${max}`)
+  }
+  return limit
+}
+
+function tableNotFound(): DatasetError {
+  return new DatasetError('TABLE_NOT_FOUND', 'table not found')
+}
+
+/** Values as JSON-friendly scalars whatever the driver returned (dates, bigints). */
+function plain(v: unknown): unknown {
+  if (v instanceof Date) return v.toISOString()
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString()
+  if (Buffer.isBuffer(v)) return null
+  return v
+}
+
+class OrgDataset implements DatasetWriter {
+  private readonly specs = new Map<string, TableSpec>()
+  private readonly engine: DatasetEngine
+  private readonly dialect: DialectName
+  private readonly now: () => number
+
+  constructor(
+    private readonly db: Db,
+    dataDir: string,
+    readonly orgSlug: string,
+    private readonly opts: DatasetOptions,
+  ) {
+    this.engine = openEngine(db, dataDir, orgSlug)
+    this.dialect = db.dialect
+    this.now = opts.now ?? Date.now
+  }
+
+  private async spec(table: string): Promise<TableSpec> {
+    // Reserved and malformed names are simply not tables of this dataset.
+    if (!isIdentifier(table) || isReservedTableName(table)) throw tableNotFound()
+    const cached = this.specs.get(table)
+    if (cached) return cached
+    const entry = await getEntry(this.db, this.orgSlug, table)
+    if (!entry) throw tableNotFound()
+    this.specs.set(table, entry.spec)
+    return entry.spec
+  }
+
+  private async requireDataset(): Promise<void> {
+    if (!(await this.engine.exists())) throw new DatasetError('DATASET_NOT_FOUND', 'dataset does not exist')
+  }
+
+  private createStatements(spec: TableSpec): Stmt[] {
+    const cols = spec.columns.map(
+      (c) => `${quoteIdent(c.name)} ${columnDdlType(c.type, this.dialect)}${c.nullable ? '' : ' NOT NULL'}`,
+    )
+    const pk = spec.naturalKey.map(quoteIdent).join(', ')
+    const ref = this.engine.tableRef(spec.name)
+    const stmts: Stmt[] = [{ text: `CREATE TABLE IF NOT EXISTS ${ref} (${cols.join(', ')}, PRIMARY KEY (${pk}))`, params: [] }]
+    if (spec.dateColumn) {
+      const ix = quoteIdent(`ix_${createHash('sha256').update(spec.name).digest('hex').slice(0, 20)}_date`)
+      stmts.push({ text: `CREATE INDEX IF NOT EXISTS ${ix} ON ${ref} (${quoteIdent(spec.dateColumn)})`, params: [] })
+    }
+    return stmts
+  }
+
+  async ensureTable(input: TableSpec): Promise<void> {
+    const spec = validateTableSpec(input)
+    await this.requireDataset()
+    const existing = await getEntry(this.db, this.orgSlug, spec.name)
+    if (existing && specsEqual(existing.spec, spec)) {
+      await this.createRacing(this.createStatements(spec))
+      this.specs.set(spec.name, spec)
+      return
+    }
+    const stmts = this.createStatements(existing ? existing.spec : spec)
+    if (existing) stmts.push(...this.additiveChanges(existing.spec, spec))
+    await this.createRacing(stmts)
+    await putEntry(this.db, this.orgSlug, spec, existing?.rowCount ?? 0, this.now())
+    this.specs.set(spec.name, spec)
+  }
+
+  /** Two runs creating one PostgreSQL table at once can collide on pg_type (23505); the retry sees it exists. */
+  private async createRacing(stmts: Stmt[]): Promise<void> {
+    try {
+      await this.engine.transaction(stmts)
+    } catch (err) {
+      if (!(err instanceof DatasetError && err.message.includes('(23505)'))) throw err
+      await this.engine.transaction(stmts)
+    }
+  }
+
+  /** A spec may only grow: same key, same date column, existing columns unchanged, new columns nullable. */
+  private additiveChanges(old: TableSpec, next: TableSpec): Stmt[] {
+    const conflict = () => new DatasetError('SCHEMA_CONFLICT', `table ${next.name} exists with an incompatible spec`)
+    if (JSON.stringify(old.naturalKey) !== JSON.stringify(next.naturalKey) || old.dateColumn !== next.dateColumn) throw conflict()
+    for (const c of old.columns) {
+      const n = next.columns.find((x) => x.name === c.name)
+      if (!n || n.type !== c.type || n.nullable !== c.nullable) throw conflict()
+    }
+    const added = next.columns.filter((c) => !old.columns.some((o) => o.name === c.name))
+    if (added.some((c) => !c.nullable)) throw conflict()
+    const ifNotExists = this.dialect === 'postgres' ? 'IF NOT EXISTS ' : ''
+    return added.map((c) => ({
+      text: `ALTER TABLE ${this.engine.tableRef(next.name)} ADD COLUMN ${ifNotExists}${quoteIdent(c.name)} ${columnDdlType(c.type, this.dialect)}`,
+      params: [],
+    }))
+  }
+
+  async upsertRows(table: string, rows: Record<string, unknown>[]): Promise<number> {
+    const spec = await this.spec(table)
+    if (!Array.isArray(rows)) throw new DatasetError('INVALID_VALUE', 'rows must be an array')
+    if (rows.length > ROWS_PER_LOAD_MAX) throw new DatasetError('LIMIT_EXCEEDED', 'too many rows in one load')
+    if (rows.length === 0) return 0
+    const names = new Set(spec.columns.map((c) => c.name))
+    const keyIdx = spec.naturalKey.map((k) => spec.columns.findIndex((c) => c.name === k))
+    const encoded: (string | number | null)[][] = []
+    const byKey = new Map<string, number>()
+    for (const row of rows) {
+      if (!row || typeof row !== 'object' || Array.isArray(row)) throw new DatasetError('INVALID_VALUE', 'row must be an object')
+      for (const k of Object.keys(row)) {
+        if (!names.has(k)) throw new DatasetError('INVALID_VALUE', isIdentifier(k) ? `unknown column ${k}` : 'unknown column')
+      }
+      const vals = spec.columns.map((c) => encodeValue(c, row[c.name], this.dialect))
+      // Last row wins for a repeated key: one statement may not touch the same row twice on PostgreSQL.
+      const key = JSON.stringify(keyIdx.map((i) => vals[i]))
+      const at = byKey.get(key)
+      if (at === undefined) {
+        byKey.set(key, encoded.length)
+        encoded.push(vals)
+      } else encoded[at] = vals
+    }
+    const perBatch = Math.max(1, Math.min(ROWS_PER_BATCH_MAX, Math.floor(PARAMS_PER_STATEMENT[this.dialect] / spec.columns.length)))
+    const stmts: Stmt[] = []
+    for (let i = 0; i < encoded.length; i += perBatch) stmts.push(this.upsertStatement(spec, encoded.slice(i, i + perBatch)))
+    await this.engine.transaction(stmts)
+    const count = await this.engine.all({ text: `SELECT COUNT(*) AS n FROM ${this.engine.tableRef(spec.name)} LIMIT 1`, params: [] })
+    await putEntry(this.db, this.orgSlug, spec, Number(count[0]?.n ?? 0), this.now())
+    return encoded.length
+  }
+
+  private upsertStatement(spec: TableSpec, batch: (string | number | null)[][]): Stmt {
+    const p = new Params(this.dialect)
+    const cols = spec.columns.map((c) => quoteIdent(c.name)).join(', ')
+    const tuples = batch.map((vals) => `(${vals.map((v, i) => p.add(v, pgCast(spec.columns[i]!.type))).join(', ')})`)
+    const key = spec.naturalKey.map(quoteIdent).join(', ')
+    const rest = spec.columns.filter((c) => !spec.naturalKey.includes(c.name))
+    const action = rest.length
+      ? `DO UPDATE SET ${rest.map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`).join(', ')}`
+      : 'DO NOTHING'
+    return {
+      text: `INSERT INTO ${this.engine.tableRef(spec.name)} (${cols}) VALUES ${tuples.join(', ')} ON CONFLICT (${key}) ${action}`,
+      params: p.values,
+    }
+  }
+
+  private decodeRow(spec: TableSpec, r: Row): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    for (const c of spec.columns) out[c.name] = decodeValue(c.type, r[c.name])
+    return out
+  }
+
+  private async page(
+    spec: TableSpec,
+    opts: { limit: number; after?: (string | number | null)[]; dateFrom?: string; dateTo?: string },
+  ): Promise<Record<string, unknown>[]> {
+    const p = new Params(this.dialect)
+    const where: string[] = []
+    if (opts.dateFrom !== undefined || opts.dateTo !== undefined) {
+      if (!spec.dateColumn) throw new DatasetError('INVALID_FILTER', 'table has no date column')
+      const dc = quoteIdent(spec.dateColumn)
+      for (const [v, op] of [[opts.dateFrom, '>='], [opts.dateTo, '<=']] as const) {
+        if (v === undefined) continue
+        if (!isValidDate(v)) throw new DatasetError('INVALID_FILTER', 'dates must be YYYY-MM-DD')
+        where.push(`${dc} ${op} ${p.add(v, '::date')}`)
+      }
+    }
+    const keyCols = spec.naturalKey.map((k) => spec.columns.find((c) => c.name === k)!)
+    if (opts.after) {
+      const placeholders = opts.after.map((v, i) => p.add(v, pgCast(keyCols[i]!.type)))
+      where.push(`(${keyCols.map((c) => quoteIdent(c.name)).join(', ')}) > (${placeholders.join(', ')})`)
+    }
+    const text =
+      `SELECT ${spec.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${this.engine.tableRef(spec.name)}` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ` ORDER BY ${keyCols.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${p.add(opts.limit, '::bigint')}`
+    const rows = await this.engine.all({ text, params: p.values })
+    return rows.map((r) => this.decodeRow(spec, r))
+  }
+
+  async readPage(table: string, opts: ReadPageOptions): Promise<RowPage> {
+    const spec = await this.spec(table)
+    const limit = assertLimit(opts.limit, PAGE_MAX)
+    const after = opts.cursor !== undefined ? decodeCursor(opts.cursor, spec, this.dialect) : undefined
+    const rows = await this.page(spec, { limit: limit + 1, after, dateFrom: opts.dateFrom, dateTo: opts.dateTo })
+    const more = rows.length > limit
+    const pageRows = more ? rows.slice(0, limit) : rows
+    const lastRow = pageRows[pageRows.length - 1]
+    return {
+      rows: pageRows,
+      nextCursor: more && lastRow ? encodeCursor(spec.name, spec.naturalKey.map((k) => lastRow[k])) : null,
+    }
+  }
+
+  async readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]> {
+    const spec = await this.spec(table)
+    const limit = assertLimit(opts.limit, READ_ROWS_MAX)
+    return this.page(spec, { limit, dateFrom: opts.date, dateTo: opts.date })
+  }
+
+  async describeTable(table: string): Promise<TableSpec> {
+    return this.spec(table)
+  }
+
+  async listTables(): Promise<TableInfo[]> {
+    const entries = await listEntries(this.db, this.orgSlug, LIST_LIMIT)
+    return entries.map((e) => ({
+      name: e.spec.name,
+      columns: e.spec.columns,
+      naturalKey: e.spec.naturalKey,
+      ...(e.spec.dateColumn ? { dateColumn: e.spec.dateColumn } : {}),
+      rowCount: e.rowCount,
+      updatedAt: e.updatedAt,
+    }))
+  }
+
+  async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {
+    const max = assertLimit(limit, SELECT_MAX)
+    const entries = await listEntries(this.db, this.orgSlug, CATALOGUE_SCAN_LIMIT)
+    const checked = checkSelect(sqlText, new Set(entries.map((e) => e.spec.name)))
+    const bound = bindNamed(checked, params ?? {}, this.dialect)
+    const p = new Params(this.dialect)
+    for (const v of bound.params) p.add(v)
+    const text = `SELECT * FROM (${bound.text}) AS tf_q LIMIT ${p.add(max + 1, '::bigint')}`
+    const rows = await this.engine.readOnly(
+      { text, params: p.values },
+      { timeoutMs: this.opts.selectTimeoutMs ?? 60_000, maxRows: max + 1 },
+    )
+    if (rows.length > max) throw new DatasetError('LIMIT_EXCEEDED', `query returned more than ${max} rows`)
+    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])))
+  }
+}
+
+/** A reader/writer bound to one org's dataset (engine steps get this as ctx.dataset). */
+export function openDatasetWriter(db: Db, dataDir: string, orgSlug: string, opts: DatasetOptions = {}): DatasetWriter {
+  return new OrgDataset(db, dataDir, assertOrgSlug(orgSlug), opts)
+}
+
+/** The read side only, for the data routes. */
+export function openDatasetReader(db: Db, dataDir: string, orgSlug: string, opts: DatasetOptions = {}): DatasetReader {
+  return openDatasetWriter(db, dataDir, orgSlug, opts)
+}

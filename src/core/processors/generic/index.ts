@@ -1,0 +1,2 @@
+export { createHttpExtractProcessor, validateHttpExtractConfig, type HttpExtractConfig } from './http-extract.js'
+export { createSqlTransformProcessor, validateSqlTransformConfig, type SqlTransformConfig } from './sql-transform.js'

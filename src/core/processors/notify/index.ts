@@ -1,0 +1,1 @@
+export { createWebhookProcessor, runSummary, signWebhook, validateWebhookConfig, type WebhookConfig } from './webhook.js'
