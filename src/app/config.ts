@@ -133,7 +133,8 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
   let rootKeyGenerated = false
   if (!rootApiKey) {
     if (production) throw new ConfigError('CA_ROOT_API_KEY', 'must be set in production')
-    if (!opts.persistDevSecrets) throw new ConfigError('CA_ROOT_API_KEY', 'must be set')
+    // Only development generates secrets; a staging deploy that forgot one must not get a fresh one.
+    if (!opts.persistDevSecrets || environment !== 'development') throw new ConfigError('CA_ROOT_API_KEY', 'must be set')
     const s = devSecret(dataDir, 'root-key', () => 'tfroot_' + randomBytes(32).toString('base64url'))
     rootApiKey = s.value
     rootKeyGenerated = s.created
@@ -148,7 +149,7 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
     let raw = env.KMS_LOCAL_MASTER_KEY ?? ''
     if (!raw) {
       if (production) throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set explicitly in production')
-      if (!opts.persistDevSecrets) throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set')
+      if (!opts.persistDevSecrets || environment !== 'development') throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set')
       raw = devSecret(dataDir, 'kms-master-key', () => randomBytes(32).toString('base64')).value
     }
     localMasterKey = Buffer.from(raw, 'base64')

@@ -25,6 +25,7 @@ import {
   type CredentialDeps,
 } from '../core/integrations/credentials.js'
 import { CredentialError } from '../core/integrations/errors.js'
+import { pinSecret } from '../core/security/scrub.js'
 import { AuthService } from './dependencies/auth.js'
 import { RateLimits } from './dependencies/rate-limit.js'
 
@@ -58,6 +59,9 @@ async function createBus(db: Db): Promise<EventBus> {
 }
 
 export async function createRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+  // Configuration secrets are scrubbed from every log line by value for the life of the process.
+  pinSecret(config.rootApiKey)
+  pinSecret(config.webhookSigningSecret)
   const clock = opts.clock ?? systemClock
   const logger = opts.logger ?? createLogger(config.logLevel, opts.logDestination)
   const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })

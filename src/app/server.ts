@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import AjvModule from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import swagger from '@fastify/swagger'
+import Type from 'typebox'
 import type { AppContext } from './context.js'
 import { ApiError, problem } from './errors.js'
 import { runGuard, type GuardKind } from './dependencies/auth.js'
@@ -21,11 +22,14 @@ const addFormats = addFormatsModule.default ?? addFormatsModule
 
 const GUARDS: GuardKind[] = ['admin', 'org', 'org_or_admin', 'public']
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
 export interface RouteInfo {
   method: string
   url: string
   auth: GuardKind
+  /** The route's input schemas (params, querystring, body, headers); the schema-bounds test walks them. */
+  input: Record<string, unknown>
 }
 
 declare module 'fastify' {
@@ -89,6 +93,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     },
     routerOptions: { maxParamLength: 200 },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Fastify has no option for it: bound the time a client may take to send its headers (slowloris).
+  app.server.headersTimeout = 30_000
 
   const bodyAjv = makeAjv(false)
   const paramAjv = makeAjv(true)
@@ -102,7 +108,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     if (!auth || !GUARDS.includes(auth as GuardKind)) {
       throw new Error(`route ${route.method} ${route.url} does not declare a guard (config.auth)`)
     }
-    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, auth: auth as GuardKind })
+    // A route without a query schema takes no query: unknown query fields are a 400, not ignored (SPEC §6).
+    route.schema = { ...route.schema, querystring: route.schema?.querystring ?? NO_QUERY }
+    const schema = route.schema as Record<string, unknown>
+    const input = Object.fromEntries(['params', 'querystring', 'body', 'headers'].filter((k) => schema[k]).map((k) => [k, schema[k]]))
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, auth: auth as GuardKind, input })
   })
 
   app.decorateRequest('auth', null)

@@ -1,8 +1,10 @@
 // `tenantflow kms rewrap`: re-wraps every stored data key (integration credentials and the org API
 // key copies) under the KMS's current key version. Only the wrapped DEK changes: ciphertexts are
-// untouched and no plaintext is produced. Rows are read in keyset batches; each batch's updates run in
-// one transaction and are conditional on the wrapped key being unchanged, so a concurrent write wins.
+// untouched and no plaintext is produced. Rows are read in keyset batches; each batch is written by one
+// UPDATE whose row changes are conditional on the wrapped key being unchanged, so a concurrent write wins.
+import { sql, type Kysely } from 'kysely'
 import type { Db } from '../core/db/database.js'
+import type { Database } from '../core/db/schema.js'
 import { DecryptionError, rewrapSecret, type KmsProvider, type SealedSecret } from '../core/security/kms-encryption.js'
 
 export interface RewrapDeps {
@@ -33,6 +35,27 @@ const empty = (): RewrapCounts => ({ rewrapped: 0, current: 0, failed: 0, failed
 function fail(counts: RewrapCounts, id: string): void {
   counts.failed++
   if (counts.failed_ids.length < 100) counts.failed_ids.push(id)
+}
+
+/**
+ * One UPDATE for a whole batch: each row gets its own new values through CASE on its id, and is
+ * written only if its `casColumn` still holds the value read (a concurrent write wins). Table and
+ * column names are the constants passed by this module; every value is a bound parameter.
+ */
+async function updateBatch(
+  db: Kysely<Database>,
+  table: 'org_integration_credentials' | 'org_api_keys',
+  idColumn: string,
+  casColumn: string,
+  updates: { id: string; old: string; set: Record<string, string> }[],
+): Promise<number> {
+  if (updates.length === 0) return 0
+  const byId = (pick: (u: (typeof updates)[number]) => string) =>
+    sql`CASE ${sql.ref(idColumn)} ${sql.join(updates.map((u) => sql`WHEN ${u.id} THEN ${pick(u)}`), sql` `)} END`
+  const columns = Object.keys(updates[0]!.set)
+  const r = await sql`UPDATE ${sql.table(table)} SET ${sql.join(columns.map((c) => sql`${sql.ref(c)} = ${byId((u) => u.set[c]!)}`))}
+    WHERE ${sql.ref(idColumn)} IN (${sql.join(updates.map((u) => u.id))}) AND ${sql.ref(casColumn)} = ${byId((u) => u.old)}`.execute(db)
+  return Number(r.numAffectedRows ?? 0n)
 }
 
 const isCurrent = (kms: KmsProvider, sealed: Pick<SealedSecret, 'kms_provider' | 'kms_key_version'>) =>
@@ -73,17 +96,17 @@ async function rewrapCredentials(deps: RewrapDeps, batch: number): Promise<Rewra
         fail(counts, row.credential_id)
       }
     }
-    await k.transaction().execute(async (trx) => {
-      for (const u of updates) {
-        const r = await trx
-          .updateTable('org_integration_credentials')
-          .set({ wrapped_key: u.sealed.wrapped_key, kms_provider: u.sealed.kms_provider, kms_key_version: u.sealed.kms_key_version })
-          .where('credential_id', '=', u.id)
-          .where('wrapped_key', '=', u.old)
-          .executeTakeFirst()
-        if (Number(r.numUpdatedRows) === 1) counts.rewrapped++
-      }
-    })
+    counts.rewrapped += await updateBatch(
+      k,
+      'org_integration_credentials',
+      'credential_id',
+      'wrapped_key',
+      updates.map((u) => ({
+        id: u.id,
+        old: u.old,
+        set: { wrapped_key: u.sealed.wrapped_key, kms_provider: u.sealed.kms_provider, kms_key_version: u.sealed.kms_key_version },
+      })),
+    )
   }
 }
 
@@ -132,17 +155,7 @@ async function rewrapApiKeys(deps: RewrapDeps, batch: number): Promise<RewrapCou
         fail(counts, row.key_id)
       }
     }
-    await k.transaction().execute(async (trx) => {
-      for (const u of updates) {
-        const r = await trx
-          .updateTable('org_api_keys')
-          .set({ encrypted_key: u.next })
-          .where('key_id', '=', u.id)
-          .where('encrypted_key', '=', u.old)
-          .executeTakeFirst()
-        if (Number(r.numUpdatedRows) === 1) counts.rewrapped++
-      }
-    })
+    counts.rewrapped += await updateBatch(k, 'org_api_keys', 'key_id', 'encrypted_key', updates.map((u) => ({ id: u.id, old: u.old, set: { encrypted_key: u.next } })))
   }
 }
 

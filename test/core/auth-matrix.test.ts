@@ -44,6 +44,18 @@ for (const backend of backendNames()) {
         payload: { status: 'SUSPENDED' },
       })
       assert.equal(sus.statusCode, 200)
+      // A key past its expiry (e.g. the old key after a rotation grace period) and a trial that ended.
+      keys.expired = await t.onboard('org-expired')
+      await t.ctx.db.kysely.updateTable('org_api_keys').set({ expires_at: Date.now() - 1000 }).where('org_slug', '=', 'org-expired').execute()
+      keys.trialOver = await t.onboard('org-trial-over', 'STARTER', { trial_days: 1 })
+      const trial = await t.app.inject({
+        method: 'PUT',
+        url: '/api/v1/organizations/org-trial-over/subscription',
+        headers: t.root,
+        payload: { trial_end_date: new Date(Date.now() - 1000).toISOString() },
+      })
+      assert.equal(trial.statusCode, 200, trial.body)
+      assert.equal(trial.json().status, 'TRIAL')
       const good = keys.a!
       const last = good.at(-1)!
       keys.badChecksum = good.slice(0, -1) + (last === 'A' ? 'B' : 'A')
@@ -83,6 +95,8 @@ for (const backend of backendNames()) {
         await expect401({ 'x-api-key': generateApiKey() }, 'unknown well-formed key')
         await expect401({ 'x-api-key': keys.revoked! }, 'revoked key')
         await expect401({ 'x-api-key': keys.suspended! }, 'suspended org key')
+        await expect401({ 'x-api-key': keys.expired! }, 'expired key')
+        await expect401({ 'x-api-key': keys.trialOver! }, 'ended trial')
         await expect401({ 'x-ca-root-key': 'wrong-root-key-wrong-root-key-wrong-root-key' }, 'wrong root key')
 
         if (route.auth === 'admin') {
@@ -102,6 +116,11 @@ for (const backend of backendNames()) {
         if (route.auth !== 'org') {
           const res = await call(route.method, fill(route.url, 'org-c'), { 'x-ca-root-key': TEST_ROOT_KEY })
           assert.ok(![401, 403].includes(res.statusCode), `${label} root key allowed: ${res.statusCode} ${res.body}`)
+        }
+        if (route.auth === 'org_or_admin' && hasOrg) {
+          // The root key may act on any existing org, never on one that does not exist.
+          const res = await call(route.method, fill(route.url, 'org-missing'), { 'x-ca-root-key': TEST_ROOT_KEY })
+          assert.equal(res.statusCode, 404, `${label} root key on a missing org: ${res.body}`)
         }
         if (route.auth !== 'admin') {
           const res = await call(route.method, urlA, { 'x-api-key': keys.a! })

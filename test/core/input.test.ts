@@ -105,6 +105,22 @@ for (const backend of backendNames()) {
       assert.equal(ok.json().organizations.length, 1)
     })
 
+    test('unknown query fields and bodies on routes that take none are 400 before any work', async () => {
+      const cases: [string, string, object | undefined][] = [
+        ['GET', '/api/v1/organizations/org-a/quota?foo=1', undefined],
+        ['GET', '/api/v1/integrations/org-a?provider=openai', undefined],
+        ['POST', '/api/v1/integrations/org-a/openai/validate', { force: true }],
+        ['DELETE', '/api/v1/integrations/org-a/openai', { everything: true }],
+      ]
+      for (const [method, url, payload] of cases) {
+        const before = await counts()
+        const res = await t.app.inject({ method: method as 'GET', url, headers: t.org(keyA), ...(payload ? { payload } : {}) })
+        assert.equal(res.statusCode, 400, `${method} ${url}: ${res.body}`)
+        assert.deepEqual([res.json().detail, res.json().code], ['Invalid request format', 'VALIDATION_FAILED'])
+        assert.equal(await counts(), before, `${method} ${url}: state changed`)
+      }
+    })
+
     test('offboarding needs the matching confirmation', async () => {
       const res = await t.app.inject({ method: 'DELETE', url: '/api/v1/organizations/org-a', headers: t.root, payload: { confirm_org_slug: 'org-b' } })
       assert.equal(res.statusCode, 400)

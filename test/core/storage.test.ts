@@ -116,8 +116,14 @@ describe('PostgreSQL partitions', { skip: needsPostgres() }, () => {
       const future = Date.UTC(now.getUTCFullYear() + 2, 5, 15)
       const created = await ensurePartitions(t.ctx.db, future, 0)
       assert.ok(created.length >= 2)
+      // A partition attached under a name this module did not make is never fed into DROP TABLE.
+      const evil = 'x" CASCADE; DROP TABLE org_profiles; --_p200001'
+      await sql`CREATE TABLE ${sql.table(evil)} PARTITION OF org_step_logs FOR VALUES FROM ('2000-01-01') TO ('2000-02-01')`.execute(t.ctx.db.kysely)
       const dropped = await dropExpiredPartitions(t.ctx.db, 90, future)
       assert.ok(dropped.includes(`org_pipeline_runs_p${name(now)}`))
+      assert.ok(!dropped.includes(evil))
+      const profiles = await sql<{ n: number }>`SELECT count(*)::int AS n FROM org_profiles LIMIT 1`.execute(t.ctx.db.kysely)
+      assert.ok(profiles.rows[0]!.n >= 0, 'org_profiles still exists')
     } finally {
       await t.close()
       await b.cleanup()

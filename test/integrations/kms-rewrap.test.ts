@@ -78,7 +78,20 @@ for (const backend of backendNames()) {
 
     const before = await k.selectFrom('org_integration_credentials').select(['credential_id', 'ciphertext']).where('ciphertext', 'is not', null).limit(100).execute()
     const rotating = new LocalKms(v2, [v1])
-    const result = await rewrapAll({ db: h.db, kms: rotating, batchSize: 2 })
+    // Writes are batched: one UPDATE per batch of 2 rows read, never one per row.
+    let updates = 0
+    const counting = k.withPlugin({
+      transformQuery(args) {
+        const node = args.node as { kind: string; sqlFragments?: readonly string[] }
+        if (node.kind === 'UpdateQueryNode' || (node.kind === 'RawNode' && /^\s*update\b/i.test(node.sqlFragments?.[0] ?? ''))) updates++
+        return args.node
+      },
+      async transformResult(args) {
+        return args.result
+      },
+    })
+    const result = await rewrapAll({ db: { ...h.db, kysely: counting }, kms: rotating, batchSize: 2 })
+    assert.ok(updates <= 3 + 2, `expected at most one UPDATE per batch, saw ${updates}`)
     assert.equal(result.key_version, 'v2')
     assert.deepEqual({ ...result.credentials, failed_ids: result.credentials.failed_ids }, { rewrapped: 5, current: 0, failed: 1, failed_ids: [bad.credential_id] })
     assert.deepEqual(result.api_keys, { rewrapped: 3, current: 0, failed: 0, failed_ids: [] })

@@ -142,7 +142,7 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
 
   app.post(
     '/api/v1/integrations/:org_slug/:provider/validate',
-    { config: { auth: 'org' }, schema: { params: ProviderParams, response: { 200: StatusView, ...errorResponses } } },
+    { config: { auth: 'org' }, schema: { params: ProviderParams, body: Strict({}), response: { 200: StatusView, ...errorResponses } } },
     async (req, reply) => {
       const view = await mapped(
         revalidateCredential(deps, { org_slug: req.params.org_slug, provider: req.params.provider, actor: actorOf(req), request_id: String(req.id) }),
@@ -180,7 +180,7 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
 
   app.delete(
     '/api/v1/integrations/:org_slug/:provider',
-    { config: { auth: 'org' }, schema: { params: ProviderParams, response: { 200: DeleteResponse, ...errorResponses } } },
+    { config: { auth: 'org' }, schema: { params: ProviderParams, body: Strict({}), response: { 200: DeleteResponse, ...errorResponses } } },
     async (req, reply) => {
       const destroyed = await mapped(
         deleteCredential(deps, { org_slug: req.params.org_slug, provider: req.params.provider, actor: actorOf(req), request_id: String(req.id) }),

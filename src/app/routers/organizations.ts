@@ -24,6 +24,7 @@ import { getSubscription, updateSubscription } from '../../core/orgs/subscriptio
 import { readUsage } from '../../core/orgs/usage.js'
 import { activeKeyInfo, prepareApiKey, storeRotatedKey } from '../../core/orgs/api-key-store.js'
 import { recordAudit } from '../../core/orgs/audit.js'
+import type { OrgSubscriptionsTable } from '../../core/db/schema.js'
 
 export function orgDeps(ctx: AppContext): OrgDeps {
   return {
@@ -193,20 +194,7 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
   )
 }
 
-function subscriptionView(sub: {
-  org_slug: string
-  subscription_id: string
-  plan_name: string
-  status: string
-  daily_limit: number
-  monthly_limit: number
-  concurrent_limit: number
-  requests_per_minute: number
-  triggers_per_minute: number
-  trial_end_at: number | null
-  created_at: number
-  updated_at: number
-}) {
+function subscriptionView(sub: OrgSubscriptionsTable) {
   return {
     org_slug: sub.org_slug,
     subscription_id: sub.subscription_id,

@@ -54,11 +54,12 @@ export async function dropExpiredPartitions(db: Db, retentionDays: number, now =
         SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ${table} LIMIT 1000`.execute(trx)
       for (const { name } of r.rows) {
-        const m = /_p(\d{4})(\d{2})$/.exec(name)
-        if (!m) continue
+        // Only partitions this module names (`<table>_pYYYYMM`); anything else attached is left alone.
+        const m = /^org_[a-z_]+_p(\d{4})(\d{2})$/.exec(name)
+        if (!m || !name.startsWith(`${table}_p`)) continue
         const end = new Date(Date.UTC(Number(m[1]), Number(m[2]), 1))
         if (end <= cutoff) {
-          await sql.raw(`DROP TABLE IF EXISTS ${name}`).execute(trx)
+          await sql`DROP TABLE IF EXISTS ${sql.table(name)}`.execute(trx)
           dropped.push(name)
         }
       }
