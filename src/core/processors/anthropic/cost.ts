@@ -3,10 +3,8 @@
 // documented multipliers of the input price apply (1.25× for 5-minute, 2× for 1-hour writes).
 import type { TableSpec } from '../../datasets/types.js'
 import { emptyConfig } from '../shared/config.js'
-import { runDate } from '../shared/dates.js'
-import { readDay } from '../shared/day-rows.js'
-import { datasetOp } from '../shared/errors.js'
-import { loadPrices, pickPrice, usd } from '../shared/pricing.js'
+import { priceUsageDay } from '../shared/cost-day.js'
+import { usd } from '../shared/pricing.js'
 import type { Processor } from '../types.js'
 import { ANTHROPIC_USAGE_SPEC } from './usage.js'
 
@@ -31,7 +29,6 @@ export const ANTHROPIC_COST_SPEC: TableSpec = {
   dateColumn: 'date',
 }
 
-const MAX_LISTED = 100
 const round = (v: number) => Math.round(v * 1e9) / 1e9
 
 export function createAnthropicCostProcessor(): Processor<Record<string, never>> {
@@ -39,22 +36,12 @@ export function createAnthropicCostProcessor(): Processor<Record<string, never>>
     name: 'anthropic.cost',
     description: "Anthropic daily cost: anthropic_usage_daily × the org's model_prices → anthropic_cost_daily",
     validateConfig: emptyConfig,
-    async run(ctx) {
-      const date = runDate(ctx)
-      return datasetOp(async () => {
-        await ctx.dataset.ensureTable(ANTHROPIC_USAGE_SPEC)
-        const usage = await readDay(ctx.dataset, ANTHROPIC_USAGE_SPEC.name, date)
-        const prices = await loadPrices(ctx.dataset, 'anthropic', date)
-        const unpriced = new Set<string>()
-        const rows: Record<string, unknown>[] = []
-        let total = 0
-        for (const u of usage) {
-          const model = u.model as string
-          const price = pickPrice(model, prices)
-          if (!price) {
-            unpriced.add(model)
-            continue
-          }
+    run: (ctx) =>
+      priceUsageDay(ctx, {
+        provider: 'anthropic',
+        usage: ANTHROPIC_USAGE_SPEC,
+        cost: ANTHROPIC_COST_SPEC,
+        price(u, price, date) {
           const w5 = u.cache_creation_5m_tokens as number
           const w1h = u.cache_creation_1h_tokens as number
           const inputCost = usd(u.uncached_input_tokens as number, price.input_per_1m)
@@ -64,31 +51,25 @@ export function createAnthropicCostProcessor(): Processor<Record<string, never>>
           )
           const outputCost = usd(u.output_tokens as number, price.output_per_1m)
           const rowTotal = round(inputCost + readCost + writeCost + outputCost)
-          total += rowTotal
-          rows.push({
-            date,
-            model,
-            input_tokens: u.uncached_input_tokens,
-            cache_read_input_tokens: u.cache_read_input_tokens,
-            cache_creation_tokens: w5 + w1h,
-            output_tokens: u.output_tokens,
-            input_cost_usd: inputCost,
-            cache_read_cost_usd: readCost,
-            cache_write_cost_usd: writeCost,
-            output_cost_usd: outputCost,
-            total_cost_usd: rowTotal,
-            price_model: price.model,
-            price_effective_date: price.effective_date,
-          })
-        }
-        await ctx.dataset.ensureTable(ANTHROPIC_COST_SPEC)
-        const written = await ctx.dataset.upsertRows(ANTHROPIC_COST_SPEC.name, rows)
-        const list = [...unpriced].sort()
-        return {
-          rows_processed: written,
-          output: { date, total_cost_usd: Math.round(total * 1e6) / 1e6, unpriced_models: list.slice(0, MAX_LISTED), unpriced_count: list.length },
-        }
-      })
-    },
+          return {
+            total: rowTotal,
+            row: {
+              date,
+              model: u.model,
+              input_tokens: u.uncached_input_tokens,
+              cache_read_input_tokens: u.cache_read_input_tokens,
+              cache_creation_tokens: w5 + w1h,
+              output_tokens: u.output_tokens,
+              input_cost_usd: inputCost,
+              cache_read_cost_usd: readCost,
+              cache_write_cost_usd: writeCost,
+              output_cost_usd: outputCost,
+              total_cost_usd: rowTotal,
+              price_model: price.model,
+              price_effective_date: price.effective_date,
+            },
+          }
+        },
+      }),
   }
 }

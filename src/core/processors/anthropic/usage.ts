@@ -3,10 +3,10 @@
 // GET {base}/v1/organizations/usage_report/messages?starting_at&ending_at&bucket_width=1d
 //   &group_by[]=model&limit&page, headers x-api-key (admin key) and anthropic-version: 2023-06-01.
 import type { TableSpec } from '../../datasets/types.js'
-import { asObject, optInt } from '../shared/config.js'
+import { pagedConfig, type PagedConfig } from '../shared/config.js'
 import { dayBounds, runDate } from '../shared/dates.js'
-import { datasetOp } from '../shared/errors.js'
-import { callJson, joinBase, malformed } from '../shared/http.js'
+import { loadRows } from '../shared/day-rows.js'
+import { callJson, joinBase, malformed, nextPageToken } from '../shared/http.js'
 import { ProcessorError, type Processor } from '../types.js'
 
 export const ANTHROPIC_USAGE_SPEC: TableSpec = {
@@ -34,10 +34,6 @@ const COUNTERS = [
   'web_search_requests',
 ] as const
 
-interface Config {
-  max_pages: number
-}
-
 const LABEL = 'Anthropic usage report API'
 export const ANTHROPIC_VERSION = '2023-06-01'
 const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
@@ -45,15 +41,12 @@ const optCount = (v: unknown) => v === undefined || v === null || isCount(v)
 const n = (v: unknown) => (typeof v === 'number' ? v : 0)
 const obj = (v: unknown): Record<string, unknown> | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null)
 
-export function createAnthropicUsageProcessor(opts: { baseUrl: string }): Processor<Config> {
+export function createAnthropicUsageProcessor(opts: { baseUrl: string }): Processor<PagedConfig> {
   return {
     name: 'anthropic.usage',
     description: 'Anthropic Admin API messages usage (daily, by model) → anthropic_usage_daily',
     integration: 'anthropic',
-    validateConfig(config) {
-      const o = asObject(config, '', ['max_pages'])
-      return { max_pages: optInt(o, 'max_pages', 'max_pages', 1, 1000, 100) }
-    },
+    validateConfig: pagedConfig,
     async run(ctx, config) {
       const date = runDate(ctx)
       const { startMs, endMs } = dayBounds(date)
@@ -115,17 +108,11 @@ export function createAnthropicUsageProcessor(opts: { baseUrl: string }): Proces
             totals.set(model, row)
           }
         }
-        if (body.has_more !== true) break
-        if (typeof body.next_page !== 'string' || body.next_page.length === 0 || body.next_page.length > 1024 || body.next_page === page) {
-          throw malformed(LABEL, 'next_page')
-        }
-        page = body.next_page
+        page = nextPageToken(body, page, LABEL)
+        if (page === null) break
       }
       const rows = [...totals.values()]
-      const written = await datasetOp(async () => {
-        await ctx.dataset.ensureTable(ANTHROPIC_USAGE_SPEC)
-        return ctx.dataset.upsertRows(ANTHROPIC_USAGE_SPEC.name, rows)
-      })
+      const written = await loadRows(ctx.dataset, ANTHROPIC_USAGE_SPEC, rows)
       return { rows_processed: written, output: { date, pages, models: rows.length } }
     },
   }

@@ -3,10 +3,8 @@
 // the cached rate and the rest at the input rate. Unpriced models are reported, not dropped silently.
 import type { TableSpec } from '../../datasets/types.js'
 import { emptyConfig } from '../shared/config.js'
-import { runDate } from '../shared/dates.js'
-import { readDay } from '../shared/day-rows.js'
-import { datasetOp } from '../shared/errors.js'
-import { loadPrices, pickPrice, usd } from '../shared/pricing.js'
+import { priceUsageDay } from '../shared/cost-day.js'
+import { usd } from '../shared/pricing.js'
 import type { Processor } from '../types.js'
 import { OPENAI_USAGE_SPEC } from './usage.js'
 
@@ -31,29 +29,17 @@ export const OPENAI_COST_SPEC: TableSpec = {
   dateColumn: 'date',
 }
 
-const MAX_LISTED = 100
-
 export function createOpenAiCostProcessor(): Processor<Record<string, never>> {
   return {
     name: 'openai.cost',
     description: "OpenAI daily cost: openai_usage_daily × the org's model_prices → openai_cost_daily",
     validateConfig: emptyConfig,
-    async run(ctx) {
-      const date = runDate(ctx)
-      return datasetOp(async () => {
-        await ctx.dataset.ensureTable(OPENAI_USAGE_SPEC)
-        const usage = await readDay(ctx.dataset, OPENAI_USAGE_SPEC.name, date)
-        const prices = await loadPrices(ctx.dataset, 'openai', date)
-        const unpriced = new Set<string>()
-        const rows: Record<string, unknown>[] = []
-        let total = 0
-        for (const u of usage) {
-          const model = u.model as string
-          const price = pickPrice(model, prices)
-          if (!price) {
-            unpriced.add(model)
-            continue
-          }
+    run: (ctx) =>
+      priceUsageDay(ctx, {
+        provider: 'openai',
+        usage: OPENAI_USAGE_SPEC,
+        cost: OPENAI_COST_SPEC,
+        price(u, price, date) {
           const input = u.input_tokens as number
           const cached = Math.min(u.cached_tokens as number, input)
           const output = u.output_tokens as number
@@ -61,36 +47,25 @@ export function createOpenAiCostProcessor(): Processor<Record<string, never>> {
           const cachedCost = usd(cached, price.cached_input_per_1m ?? price.input_per_1m)
           const outputCost = usd(output, price.output_per_1m)
           const rowTotal = Math.round((inputCost + cachedCost + outputCost) * 1e9) / 1e9
-          total += rowTotal
-          rows.push({
-            date,
-            model,
-            project_id: u.project_id,
-            input_tokens: input,
-            cached_tokens: cached,
-            output_tokens: output,
-            requests: u.requests,
-            input_cost_usd: inputCost,
-            cached_input_cost_usd: cachedCost,
-            output_cost_usd: outputCost,
-            total_cost_usd: rowTotal,
-            price_model: price.model,
-            price_effective_date: price.effective_date,
-          })
-        }
-        await ctx.dataset.ensureTable(OPENAI_COST_SPEC)
-        const written = await ctx.dataset.upsertRows(OPENAI_COST_SPEC.name, rows)
-        const list = [...unpriced].sort()
-        return {
-          rows_processed: written,
-          output: {
-            date,
-            total_cost_usd: Math.round(total * 1e6) / 1e6,
-            unpriced_models: list.slice(0, MAX_LISTED),
-            unpriced_count: list.length,
-          },
-        }
-      })
-    },
+          return {
+            total: rowTotal,
+            row: {
+              date,
+              model: u.model,
+              project_id: u.project_id,
+              input_tokens: input,
+              cached_tokens: cached,
+              output_tokens: output,
+              requests: u.requests,
+              input_cost_usd: inputCost,
+              cached_input_cost_usd: cachedCost,
+              output_cost_usd: outputCost,
+              total_cost_usd: rowTotal,
+              price_model: price.model,
+              price_effective_date: price.effective_date,
+            },
+          }
+        },
+      }),
   }
 }

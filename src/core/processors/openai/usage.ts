@@ -3,10 +3,10 @@
 // GET {base}/v1/organization/usage/completions?start_time&end_time&bucket_width=1d&group_by=model
 //   &group_by=project_id&limit&page, Authorization: Bearer <admin key>.
 import type { TableSpec } from '../../datasets/types.js'
-import { asObject, optInt } from '../shared/config.js'
+import { pagedConfig, type PagedConfig } from '../shared/config.js'
 import { dayBounds, runDate } from '../shared/dates.js'
-import { datasetOp } from '../shared/errors.js'
-import { callJson, joinBase, malformed } from '../shared/http.js'
+import { loadRows } from '../shared/day-rows.js'
+import { callJson, joinBase, malformed, nextPageToken } from '../shared/http.js'
 import { ProcessorError, type Processor } from '../types.js'
 
 export const OPENAI_USAGE_SPEC: TableSpec = {
@@ -24,24 +24,17 @@ export const OPENAI_USAGE_SPEC: TableSpec = {
   dateColumn: 'date',
 }
 
-interface Config {
-  max_pages: number
-}
-
 const LABEL = 'OpenAI usage API'
 const count = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const optCount = (v: unknown) => v === undefined || v === null || count(v)
 const optText = (v: unknown) => v === undefined || v === null || (typeof v === 'string' && v.length <= 256)
 
-export function createOpenAiUsageProcessor(opts: { baseUrl: string }): Processor<Config> {
+export function createOpenAiUsageProcessor(opts: { baseUrl: string }): Processor<PagedConfig> {
   return {
     name: 'openai.usage',
     description: 'OpenAI organization completions usage (daily, by model and project) → openai_usage_daily',
     integration: 'openai',
-    validateConfig(config) {
-      const o = asObject(config, '', ['max_pages'])
-      return { max_pages: optInt(o, 'max_pages', 'max_pages', 1, 1000, 100) }
-    },
+    validateConfig: pagedConfig,
     async run(ctx, config) {
       const date = runDate(ctx)
       const { startMs, endMs } = dayBounds(date)
@@ -86,17 +79,11 @@ export function createOpenAiUsageProcessor(opts: { baseUrl: string }): Processor
             totals.set(key, row)
           }
         }
-        if (body.has_more !== true) break
-        if (typeof body.next_page !== 'string' || body.next_page.length === 0 || body.next_page.length > 1024 || body.next_page === page) {
-          throw malformed(LABEL, 'next_page')
-        }
-        page = body.next_page
+        page = nextPageToken(body, page, LABEL)
+        if (page === null) break
       }
       const rows = [...totals.values()]
-      const written = await datasetOp(async () => {
-        await ctx.dataset.ensureTable(OPENAI_USAGE_SPEC)
-        return ctx.dataset.upsertRows(OPENAI_USAGE_SPEC.name, rows)
-      })
+      const written = await loadRows(ctx.dataset, OPENAI_USAGE_SPEC, rows)
       return { rows_processed: written, output: { date, pages, models: new Set(rows.map((r) => r.model)).size } }
     },
   }

@@ -60,3 +60,13 @@ export function emptyConfig(v: unknown): Record<string, never> {
   asObject(v, '', [])
   return {}
 }
+
+/** Config of the paginated usage processors: only a page cap. */
+export interface PagedConfig {
+  max_pages: number
+}
+
+export function pagedConfig(config: unknown): PagedConfig {
+  const o = asObject(config, '', ['max_pages'])
+  return { max_pages: optInt(o, 'max_pages', 'max_pages', 1, 1000, 100) }
+}

@@ -120,6 +120,17 @@ export function malformed(label: string, what: string): ProcessorError {
   return new ProcessorError('MALFORMED_RESPONSE', `${label}: malformed response (${what})`)
 }
 
+/**
+ * The next page token of a `{has_more, next_page}` list (OpenAI and Anthropic usage APIs): null on the
+ * last page; a missing, oversized or repeated token is a malformed response (never an endless loop).
+ */
+export function nextPageToken(body: Record<string, unknown>, current: string | null, label: string): string | null {
+  if (body.has_more !== true) return null
+  const next = body.next_page
+  if (typeof next !== 'string' || next.length === 0 || next.length > 1024 || next === current) throw malformed(label, 'next_page')
+  return next
+}
+
 export function joinBase(base: string, path: string): string {
   return base.replace(/\/+$/, '') + path
 }
