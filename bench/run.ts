@@ -8,6 +8,7 @@ import Fastify from 'fastify'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
+import { runEngineBench } from './engine.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -92,9 +93,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_DATABASE_URL) all.push(...(await authBench(process.env.BENCH_DATABASE_URL, 'postgres')).slice(1))
   print(all)
   console.log(`\nauthenticated/bare throughput ratio (embedded): ${ratio.toFixed(2)}`)
-  const enginePath = './engine.js'
-  const extra = (await import(enginePath).catch(() => null)) as { runEngineBench(o: { duration: number }): Promise<void> } | null
-  if (extra) await extra.runEngineBench({ duration: DURATION })
+  await runEngineBench({ duration: DURATION })
 }
 
 main().then(

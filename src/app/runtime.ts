@@ -124,6 +124,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     })
     for (const register of opts.processors ?? []) register(processors)
     const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now() }
+    const scrubReleases = new WeakMap<object, () => void>()
     ctx.engine = createEngine({
       db,
       config,
@@ -152,9 +153,18 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
             actor: 'engine',
             run_id: runId,
           })
-          // Registered for log scrubbing while the step may still be using it.
-          setTimeout(trackCredential(cred), SCRUB_WINDOW_MS).unref()
+          // Scrubbed from logs until the step ends (releaseCredential), at most SCRUB_WINDOW_MS.
+          const release = trackCredential(cred)
+          const timer = setTimeout(release, SCRUB_WINDOW_MS).unref()
+          scrubReleases.set(cred, () => {
+            clearTimeout(timer)
+            release()
+          })
           return cred
+        },
+        releaseCredential: (cred) => {
+          scrubReleases.get(cred)?.()
+          scrubReleases.delete(cred)
         },
       },
     })

@@ -16,6 +16,8 @@ import { adminRoutes } from './routers/admin.js'
 import { organizationRoutes } from './routers/organizations.js'
 import { dataRoutes } from './routers/data.js'
 import { integrationRoutes } from './routers/integrations.js'
+import { pipelineRoutes } from './routers/pipelines.js'
+import { schedulerRoutes } from './routers/scheduler.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -180,6 +182,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   adminRoutes(app, ctx)
   organizationRoutes(app, ctx)
   integrationRoutes(app, ctx)
+  pipelineRoutes(app, ctx)
+  schedulerRoutes(app, ctx)
   dataRoutes(app, ctx)
   for (const mod of opts.routes ?? []) mod(app, ctx)
 

@@ -21,3 +21,13 @@ export class ManualClock implements Clock {
 
 export const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10)
 export const utcMonth = (ms: number) => new Date(ms).toISOString().slice(0, 7)
+
+export function nextUtcMidnight(now: number): number {
+  const d = new Date(now)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)
+}
+
+export function nextMonthStart(now: number): number {
+  const d = new Date(now)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)
+}

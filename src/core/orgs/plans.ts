@@ -23,5 +23,5 @@ export const LIMIT_BOUNDS = {
   monthly_limit: { minimum: 1, maximum: 999999 },
   concurrent_limit: { minimum: 1, maximum: 999999 },
   requests_per_minute: { minimum: 1, maximum: 100000 },
-  triggers_per_minute: { minimum: 1, maximum: 10000 },
+  triggers_per_minute: { minimum: 1, maximum: 100000 },
 } as const

@@ -1,17 +1,8 @@
 // Reads an org's current usage against its limits (GET /organizations/{org}/quota).
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { utcDate, utcMonth } from '../clock.js'
+import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
 
-export function nextUtcMidnight(now: number): number {
-  const d = new Date(now)
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)
-}
-
-export function nextMonthStart(now: number): number {
-  const d = new Date(now)
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)
-}
 
 /** One query: the subscription's limits joined with today's, this month's and the running counters. */
 export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number) {

@@ -1,0 +1,144 @@
+// Engine part of `npm run bench`: admission decisions per second (trigger → 202 with a no-op
+// template, workers off so every decision is a fresh admission) and trigger-to-RUNNING latency
+// (workers on), on the embedded store and, with BENCH_DATABASE_URL, on PostgreSQL.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { loadConfig } from '../src/app/config.js'
+import { createRuntime } from '../src/app/runtime.js'
+import { buildApp } from '../src/app/server.js'
+import type { Processor } from '../src/core/processors/types.js'
+
+const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
+
+const noop: Processor<Record<string, never>> = {
+  name: 'bench.noop',
+  description: 'does nothing (benchmark)',
+  validateConfig: () => ({}),
+  run: async () => ({ rows_processed: 0 }),
+}
+
+const TEMPLATE = `description: no-op pipeline for the benchmark
+parameters:
+  n: { type: integer, min: 0, max: 100000000 }
+timeout_seconds: 60
+steps:
+  - id: only
+    processor: bench.noop
+`
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+async function engineCase(databaseUrl: string | null, label: string, duration: number) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-engine-'))
+  const templates = join(dataDir, 'templates')
+  mkdirSync(join(templates, 'bench', 'noop'), { recursive: true })
+  writeFileSync(join(templates, 'bench', 'noop', 'run.yml'), TEMPLATE)
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    CA_ROOT_API_KEY: ROOT,
+    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'),
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
+    PIPELINE_CONFIG_DIRS: templates,
+    WORKER_CONCURRENCY: '4',
+    WORKER_POLL_MS: '50',
+  }
+  if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const runtime = await createRuntime(loadConfig(env), { processors: [(r) => r.register(noop)] })
+  const app = await buildApp(runtime.ctx)
+  const slug = `bench-${Date.now().toString(36)}`
+  const root = { 'x-ca-root-key': ROOT }
+  const on = await app.inject({
+    method: 'POST',
+    url: '/api/v1/organizations/onboard',
+    headers: root,
+    payload: { org_slug: slug, company_name: 'Bench Inc', admin_email: 'b@bench.example.com', subscription_plan: 'SCALE' },
+  })
+  const key = on.json().api_key as string
+  await app.inject({
+    method: 'PUT',
+    url: `/api/v1/organizations/${slug}/subscription`,
+    headers: root,
+    payload: {
+      plan_name: 'ENTERPRISE',
+      daily_limit: 999999,
+      monthly_limit: 999999,
+      concurrent_limit: 999999,
+      requests_per_minute: 100000,
+      triggers_per_minute: 100000,
+    },
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  let n = 0
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: 16,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        path: `/api/v1/pipelines/run/${slug}/bench/noop/run`,
+        headers: { 'x-api-key': key, 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: JSON.stringify({ parameters: { n: n++ } }) }),
+      },
+    ],
+  })
+  const admitted = r['2xx']
+
+  // Trigger-to-RUNNING: workers on, one trigger at a time, started_at - created_at from the run rows.
+  runtime.ctx.engine!.start({ workers: true, scheduler: false })
+  const ids: string[] = []
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/pipelines/run/${slug}/bench/noop/run`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { n: 50_000_000 + i } }),
+    })
+    ids.push(((await res.json()) as { run_id: string }).run_id)
+    await new Promise((res2) => setTimeout(res2, 5))
+  }
+  const deadline = Date.now() + 60_000
+  let rows: { started_at: number | null; created_at: number }[] = []
+  while (Date.now() < deadline) {
+    rows = await runtime.ctx.db.kysely
+      .selectFrom('org_pipeline_runs')
+      .select(['started_at', 'created_at'])
+      .where('org_slug', '=', slug)
+      .where('run_id', 'in', ids)
+      .limit(200)
+      .execute()
+    if (rows.every((x) => x.started_at !== null)) break
+    await new Promise((res2) => setTimeout(res2, 100))
+  }
+  const lat = rows.filter((x) => x.started_at !== null).map((x) => x.started_at! - x.created_at).sort((a, b) => a - b)
+  await app.close()
+  await runtime.ctx.engine!.stop(5000)
+  await runtime.close()
+  rmSync(dataDir, { recursive: true, force: true })
+  return {
+    label,
+    admissionsPerSec: admitted / duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    runningP50: percentile(lat, 50),
+    runningP99: percentile(lat, 99),
+    started: lat.length,
+  }
+}
+
+export async function runEngineBench(opts: { duration: number }): Promise<void> {
+  const results = [await engineCase(null, 'embedded', opts.duration)]
+  if (process.env.BENCH_DATABASE_URL) results.push(await engineCase(process.env.BENCH_DATABASE_URL, 'postgres', opts.duration))
+  console.log('\n| store | admissions/s (trigger → 202) | trigger p50 ms | trigger p99 ms | non-2xx | trigger→RUNNING p50 ms | p99 ms | runs started |')
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
+  for (const x of results) {
+    console.log(`| ${x.label} | ${x.admissionsPerSec.toFixed(0)} | ${x.p50} | ${x.p99} | ${x.non2xx} | ${x.runningP50} | ${x.runningP99} | ${x.started}/200 |`)
+  }
+}

@@ -1,0 +1,75 @@
+// Periodic housekeeping: PostgreSQL partitions created ahead and dropped after retention, SQLite
+// rows deleted after retention, and expired idempotency keys removed in bounded batches.
+import { sql } from 'kysely'
+import type { Db } from '../db/database.js'
+import type { Clock } from '../clock.js'
+import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions } from '../db/partitions.js'
+import type { EngineLogger } from './executor.js'
+
+const IDEMPOTENCY_BATCH = 1000
+const IDEMPOTENCY_MAX_BATCHES = 20
+
+/** Deletes expired idempotency keys, at most `batch * maxBatches` per call. */
+export async function deleteExpiredIdempotencyKeys(db: Db, now: number, batch = IDEMPOTENCY_BATCH, maxBatches = IDEMPOTENCY_MAX_BATCHES): Promise<number> {
+  let total = 0
+  for (let i = 0; i < maxBatches; i++) {
+    const r = await sql`
+      DELETE FROM org_idempotency_keys WHERE (scope, idempotency_key) IN (
+        SELECT scope, idempotency_key FROM org_idempotency_keys WHERE expires_at < ${now} LIMIT ${batch})`.execute(db.kysely)
+    const n = Number(r.numAffectedRows ?? 0n)
+    total += n
+    if (n < batch) break
+  }
+  return total
+}
+
+export interface MaintenanceResult {
+  partitionsCreated: string[]
+  partitionsDropped: string[]
+  rowsDeleted: number
+  idempotencyKeysDeleted: number
+}
+
+export async function runMaintenance(db: Db, retentionDays: number, now: number): Promise<MaintenanceResult> {
+  const partitionsCreated = await ensurePartitions(db, now)
+  const partitionsDropped = await dropExpiredPartitions(db, retentionDays, now)
+  const rowsDeleted = await deleteExpiredRows(db, retentionDays, now)
+  const idempotencyKeysDeleted = await deleteExpiredIdempotencyKeys(db, now)
+  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted }
+}
+
+export class Maintenance {
+  private timer: NodeJS.Timeout | null = null
+  private busy: Promise<unknown> | null = null
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: EngineLogger,
+    private readonly opts: { retentionDays: number; intervalMs?: number },
+  ) {}
+
+  start(): void {
+    if (this.timer) return
+    const run = () => {
+      if (this.busy) return
+      this.busy = runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
+        .then((r) => {
+          if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted) {
+            this.logger.info({ ...r }, 'maintenance pass')
+          }
+        })
+        .catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'maintenance pass failed'))
+        .finally(() => (this.busy = null))
+    }
+    run()
+    this.timer = setInterval(run, this.opts.intervalMs ?? 3_600_000)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    await this.busy
+  }
+}

@@ -1,0 +1,320 @@
+// The run store: every query on org_pipeline_runs / org_step_logs the engine and the routes need.
+// State changes are compare-and-set (`WHERE run_id AND status IN (...)`), so a lost race changes
+// nothing instead of finishing a run twice; terminal transitions release the slot in the same transaction.
+import { createHash } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Db } from '../db/database.js'
+import type { OrgStepLogsTable, RunStatus } from '../db/schema.js'
+import { releaseInTransaction, releaseRun, type RunOutcome, type RunRow } from '../../app/dependencies/quota.js'
+
+export type { RunRow }
+export type StepLogRow = OrgStepLogsTable
+export type TerminalStatus = 'COMPLETED' | 'FAILED' | 'TIMEOUT' | 'CANCELLED'
+export const TERMINAL_STATUSES: readonly TerminalStatus[] = ['COMPLETED', 'FAILED', 'TIMEOUT', 'CANCELLED']
+
+export function outcomeFor(status: TerminalStatus): RunOutcome {
+  if (status === 'COMPLETED') return 'succeeded'
+  if (status === 'CANCELLED') return 'none'
+  return 'failed'
+}
+
+/** Stable JSON (sorted keys) so equal parameters give equal dedup keys. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`
+  }
+  return JSON.stringify(v)
+}
+
+/** Same org + pipeline + parameters while PENDING/RUNNING = the same run (SPEC §7). */
+export function computeDedupKey(pipelineId: string, parameters: Record<string, unknown>): string {
+  return createHash('sha256').update(`${pipelineId}\n${canonical(parameters)}`).digest('hex')
+}
+
+/** Claims up to `limit` due PENDING runs for this worker and leases them. */
+export async function claimRuns(db: Db, o: { workerId: string; now: number; leaseMs: number; limit: number }): Promise<RunRow[]> {
+  if (o.limit <= 0) return []
+  const leaseUntil = o.now + o.leaseMs
+  if (db.dialect === 'postgres') {
+    const r = await sql<RunRow>`
+      UPDATE org_pipeline_runs AS r
+      SET status = 'RUNNING', lease_owner = ${o.workerId}, lease_expires_at = ${leaseUntil},
+          started_at = COALESCE(r.started_at, ${o.now}::bigint)
+      FROM (SELECT run_id, run_date FROM org_pipeline_runs
+            WHERE status = 'PENDING' AND available_at <= ${o.now}
+            ORDER BY available_at LIMIT ${o.limit}
+            FOR UPDATE SKIP LOCKED) AS c
+      WHERE r.run_id = c.run_id AND r.run_date = c.run_date AND r.status = 'PENDING'
+      RETURNING r.*`.execute(db.kysely)
+    return r.rows
+  }
+  const r = await sql<RunRow>`
+    UPDATE org_pipeline_runs
+    SET status = 'RUNNING', lease_owner = ${o.workerId}, lease_expires_at = ${leaseUntil},
+        started_at = COALESCE(started_at, ${o.now})
+    WHERE run_id IN (SELECT run_id FROM org_pipeline_runs
+                     WHERE status = 'PENDING' AND available_at <= ${o.now}
+                     ORDER BY available_at LIMIT ${o.limit})
+      AND status = 'PENDING'
+    RETURNING *`.execute(db.kysely)
+  return r.rows
+}
+
+/** Renews this worker's leases in one statement; runs missing from the result were lost (reaped or taken). */
+export async function renewLeases(
+  db: Db,
+  o: { workerId: string; runIds: string[]; now: number; leaseMs: number },
+): Promise<Map<string, { cancelRequested: boolean }>> {
+  const out = new Map<string, { cancelRequested: boolean }>()
+  if (o.runIds.length === 0) return out
+  const rows = await db.kysely
+    .updateTable('org_pipeline_runs')
+    .set({ lease_expires_at: o.now + o.leaseMs })
+    .where('lease_owner', '=', o.workerId)
+    .where('status', '=', 'RUNNING')
+    .where('run_id', 'in', o.runIds)
+    .returning(['run_id', 'cancel_requested'])
+    .execute()
+  for (const r of rows) out.set(r.run_id, { cancelRequested: Number(r.cancel_requested) === 1 })
+  return out
+}
+
+export interface FinishInput {
+  runId: string
+  from: ('PENDING' | 'RUNNING')[]
+  status: TerminalStatus
+  errorCode?: string | null
+  errorMessage?: string | null
+  now: number
+  /** Only if this worker still holds the lease. */
+  leaseOwner?: string
+  /** Only if the lease expired before this time (reaper). */
+  leaseExpiredBefore?: number
+  orgSlug?: string
+}
+
+/** Terminal transition + slot release in one transaction. False when the run was not in `from` (lost race). */
+export async function finishRun(db: Db, f: FinishInput): Promise<boolean> {
+  return db.kysely.transaction().execute(async (trx) => {
+    let q = trx
+      .updateTable('org_pipeline_runs')
+      .set({
+        status: f.status,
+        finished_at: f.now,
+        duration_ms: sql<number>`CAST(${f.now} AS BIGINT) - COALESCE(started_at, created_at)`,
+        error_code: f.errorCode ?? null,
+        error_message: f.errorMessage ? f.errorMessage.slice(0, 500) : null,
+        lease_owner: null,
+        lease_expires_at: null,
+      })
+      .where('run_id', '=', f.runId)
+      .where('status', 'in', f.from)
+    if (f.orgSlug !== undefined) q = q.where('org_slug', '=', f.orgSlug)
+    if (f.leaseOwner !== undefined) q = q.where('lease_owner', '=', f.leaseOwner)
+    if (f.leaseExpiredBefore !== undefined) q = q.where('lease_expires_at', '<', f.leaseExpiredBefore)
+    const changed = await q.returning('run_id').executeTakeFirst()
+    if (!changed) return false
+    await releaseInTransaction(trx, db.dialect, f.runId, outcomeFor(f.status), f.now)
+    return true
+  })
+}
+
+/** Graceful shutdown: give a run back for another worker (keeps its slot and attempt). */
+export async function handBackRun(db: Db, o: { runId: string; workerId: string; now: number }): Promise<boolean> {
+  const r = await db.kysely
+    .updateTable('org_pipeline_runs')
+    .set({ status: 'PENDING', lease_owner: null, lease_expires_at: null, available_at: o.now })
+    .where('run_id', '=', o.runId)
+    .where('status', '=', 'RUNNING')
+    .where('lease_owner', '=', o.workerId)
+    .returning('run_id')
+    .executeTakeFirst()
+  return r !== undefined
+}
+
+export interface ReapResult {
+  retried: string[]
+  failed: string[]
+  cancelled: string[]
+}
+
+/** Delay before a run whose worker died is tried again: 5 s, 10 s, 20 s … capped at 5 min. */
+export const retryBackoffMs = (attempt: number) => Math.min(5_000 * 2 ** Math.max(0, attempt - 1), 300_000)
+
+/**
+ * Expired leases: the worker died or stalled. Retry while attempts remain (the run keeps its slot),
+ * else FAILED WORKER_LOST and release. Each change re-checks that the lease is still expired.
+ */
+export async function reapExpiredLeases(
+  db: Db,
+  o: { now: number; limit?: number; backoffMs?: (attempt: number) => number },
+): Promise<ReapResult> {
+  const out: ReapResult = { retried: [], failed: [], cancelled: [] }
+  const expired = await db.kysely
+    .selectFrom('org_pipeline_runs')
+    .select(['run_id', 'attempt', 'max_attempts', 'cancel_requested'])
+    .where('status', '=', 'RUNNING')
+    .where('lease_expires_at', '<', o.now)
+    .orderBy('lease_expires_at')
+    .limit(o.limit ?? 100)
+    .execute()
+  const backoff = o.backoffMs ?? retryBackoffMs
+  // One compare-and-set per run on purpose: each transition carries its own exactly-once slot
+  // release, and expired leases are rare (bounded by the limit above).
+  for (const r of expired) {
+    if (Number(r.cancel_requested) === 1) {
+      const ok = await finishRun(db, {
+        runId: r.run_id, from: ['RUNNING'], status: 'CANCELLED', errorCode: 'CANCELLED',
+        errorMessage: 'Run cancelled by request', now: o.now, leaseExpiredBefore: o.now,
+      })
+      if (ok) out.cancelled.push(r.run_id)
+      continue
+    }
+    if (r.attempt < r.max_attempts) {
+      const moved = await db.kysely
+        .updateTable('org_pipeline_runs')
+        .set({
+          status: 'PENDING',
+          attempt: r.attempt + 1,
+          available_at: o.now + backoff(r.attempt),
+          lease_owner: null,
+          lease_expires_at: null,
+        })
+        .where('run_id', '=', r.run_id)
+        .where('status', '=', 'RUNNING')
+        .where('attempt', '=', r.attempt)
+        .where('lease_expires_at', '<', o.now)
+        .returning('run_id')
+        .executeTakeFirst()
+      if (moved) out.retried.push(r.run_id)
+      continue
+    }
+    const ok = await finishRun(db, {
+      runId: r.run_id, from: ['RUNNING'], status: 'FAILED', errorCode: 'WORKER_LOST',
+      errorMessage: 'The worker running this pipeline stopped responding', now: o.now, leaseExpiredBefore: o.now,
+    })
+    if (ok) out.failed.push(r.run_id)
+  }
+  return out
+}
+
+/** Safety net: terminal runs whose slot was never released (e.g. a status set outside the engine). */
+export async function releaseOrphanedSlots(db: Db, now: number, limit = 100): Promise<number> {
+  const rows = await db.kysely
+    .selectFrom('org_pipeline_runs')
+    .select(['run_id', 'status'])
+    .where('slot_released', '=', 0)
+    .where('status', 'in', TERMINAL_STATUSES)
+    .limit(limit)
+    .execute()
+  let n = 0
+  for (const r of rows) if (await releaseRun(db, r.run_id, outcomeFor(r.status as TerminalStatus), now)) n++
+  return n
+}
+
+export async function getRun(db: Db, orgSlug: string, runId: string): Promise<RunRow | undefined> {
+  return db.kysely
+    .selectFrom('org_pipeline_runs')
+    .selectAll()
+    .where('org_slug', '=', orgSlug)
+    .where('run_id', '=', runId)
+    .limit(1)
+    .executeTakeFirst()
+}
+
+export interface RunKey {
+  created_at: number
+  run_id: string
+}
+
+export interface ListRunsQuery {
+  limit?: number
+  after?: RunKey | null
+  status?: RunStatus
+  pipeline_id?: string
+}
+
+/** Newest first, keyset on (created_at, run_id). `next` is the key to pass as `after` for the next page. */
+export async function listRuns(db: Db, orgSlug: string, q: ListRunsQuery): Promise<{ runs: RunRow[]; next: RunKey | null }> {
+  const limit = Math.min(Math.max(q.limit ?? 20, 1), 100)
+  let query = db.kysely.selectFrom('org_pipeline_runs').selectAll().where('org_slug', '=', orgSlug)
+  if (q.status) query = query.where('status', '=', q.status)
+  if (q.pipeline_id) query = query.where('pipeline_id', '=', q.pipeline_id)
+  const after = q.after
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '<', after.created_at),
+        eb.and([eb('created_at', '=', after.created_at), eb('run_id', '<', after.run_id)]),
+      ]),
+    )
+  }
+  const rows = await query.orderBy('created_at', 'desc').orderBy('run_id', 'desc').limit(limit + 1).execute()
+  const runs = rows.slice(0, limit)
+  const last = runs[runs.length - 1]
+  return { runs, next: rows.length > limit && last ? { created_at: Number(last.created_at), run_id: last.run_id } : null }
+}
+
+export interface StepKey {
+  started_at: number
+  log_id: string
+}
+
+/** Step attempts of one run in start order, keyset on (started_at, log_id); limit max 1000. */
+export async function listStepLogs(
+  db: Db,
+  orgSlug: string,
+  runId: string,
+  q: { limit?: number; after?: StepKey | null },
+): Promise<{ steps: StepLogRow[]; next: StepKey | null }> {
+  const limit = Math.min(Math.max(q.limit ?? 20, 1), 1000)
+  let query = db.kysely
+    .selectFrom('org_step_logs')
+    .selectAll()
+    .where('org_slug', '=', orgSlug)
+    .where('run_id', '=', runId)
+  const after = q.after
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('started_at', '>', after.started_at),
+        eb.and([eb('started_at', '=', after.started_at), eb('log_id', '>', after.log_id)]),
+      ]),
+    )
+  }
+  const rows = await query.orderBy('started_at', 'asc').orderBy('log_id', 'asc').limit(limit + 1).execute()
+  const steps = rows.slice(0, limit)
+  const last = steps[steps.length - 1]
+  return { steps, next: rows.length > limit && last ? { started_at: Number(last.started_at), log_id: last.log_id } : null }
+}
+
+export type CancelResult =
+  | { kind: 'not_found' }
+  | { kind: 'cancelled' } // was PENDING: CANCELLED now, slot released
+  | { kind: 'requested' } // RUNNING: the worker aborts at its next heartbeat (or at once in-process)
+  | { kind: 'terminal'; status: RunStatus }
+
+export async function requestCancel(db: Db, orgSlug: string, runId: string, now: number): Promise<CancelResult> {
+  // A run can move RUNNING -> PENDING (handed back) between our statements; a few passes settle it.
+  for (let pass = 0; pass < 3; pass++) {
+    const fromPending = await finishRun(db, {
+      runId, orgSlug, from: ['PENDING'], status: 'CANCELLED', errorCode: 'CANCELLED', errorMessage: 'Run cancelled by request', now,
+    })
+    if (fromPending) return { kind: 'cancelled' }
+    const flagged = await db.kysely
+      .updateTable('org_pipeline_runs')
+      .set({ cancel_requested: 1 })
+      .where('org_slug', '=', orgSlug)
+      .where('run_id', '=', runId)
+      .where('status', '=', 'RUNNING')
+      .returning('run_id')
+      .executeTakeFirst()
+    if (flagged) return { kind: 'requested' }
+    const run = await getRun(db, orgSlug, runId)
+    if (!run) return { kind: 'not_found' }
+    if (run.status !== 'PENDING' && run.status !== 'RUNNING') return { kind: 'terminal', status: run.status }
+  }
+  throw new Error('run state kept changing while cancelling')
+}

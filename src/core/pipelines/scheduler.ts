@@ -1,0 +1,306 @@
+// Per-org schedules (cron + IANA timezone + template + parameters) and the loop that fires them.
+// Each due schedule is advanced with a compare-and-set on next_run_at IN THE SAME TRANSACTION as its
+// admission, so a tick fires at most once even with several schedulers; on PostgreSQL only the
+// instance holding an advisory lock schedules at all. next_run_at moves to the first cron time after
+// now, so ticks missed during downtime fire once, and a refusal is recorded, not retried in a loop.
+import pg from 'pg'
+import { CronExpressionParser } from 'cron-parser'
+import { sql } from 'kysely'
+import type { Db } from '../db/database.js'
+import type { OrgSchedulesTable } from '../db/schema.js'
+import type { Clock } from '../clock.js'
+import { newId } from '../ids.js'
+import { admitInTransaction, type AdmitResult } from '../../app/dependencies/quota.js'
+import { computeDedupKey } from './runs.js'
+import type { EngineDeps, EngineLogger } from './executor.js'
+import type { EngineMetrics } from './metrics.js'
+import type { TemplateCatalog } from './templates.js'
+
+export type ScheduleRow = OrgSchedulesTable
+export const MAX_SCHEDULES_PER_ORG = 100
+const SCHEDULER_LOCK_ID = 727_002
+const ALIASES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly'])
+
+export type ScheduleErrorCode = 'INVALID_CRON' | 'INVALID_TIMEZONE' | 'TEMPLATE_NOT_FOUND' | 'INVALID_PARAMETERS' | 'SCHEDULE_LIMIT' | 'ORG_NOT_FOUND'
+
+export class ScheduleError extends Error {
+  constructor(readonly code: ScheduleErrorCode, readonly fields: string[] = []) {
+    super(code)
+    this.name = 'ScheduleError'
+  }
+}
+
+export function isValidTimezone(tz: string): boolean {
+  if (tz.length === 0 || tz.length > 64) return false
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Five-field cron or a coarse alias; second-level schedules are not offered. */
+export function isValidCron(cron: string): boolean {
+  const c = cron.trim()
+  if (c.length === 0 || c.length > 100) return false
+  if (c.startsWith('@')) return ALIASES.has(c)
+  if (c.split(/\s+/).length !== 5) return false
+  try {
+    CronExpressionParser.parse(c, { tz: 'UTC' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** First cron time strictly after `after` (epoch ms) in the schedule's timezone. */
+export function nextCronTime(cron: string, timezone: string, after: number): number {
+  return CronExpressionParser.parse(cron.trim(), { tz: timezone, currentDate: new Date(after) }).next().getTime()
+}
+
+export interface ScheduleInput {
+  pipeline_id: string
+  cron: string
+  timezone: string
+  parameters?: Record<string, unknown>
+}
+
+export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: string, input: ScheduleInput, now: number): Promise<ScheduleRow> {
+  const fields: string[] = []
+  if (!isValidCron(input.cron)) fields.push('cron')
+  if (!isValidTimezone(input.timezone)) fields.push('timezone')
+  if (fields.length) throw new ScheduleError(fields.includes('cron') ? 'INVALID_CRON' : 'INVALID_TIMEZONE', fields)
+  const template = catalog.getById(input.pipeline_id)
+  if (!template) throw new ScheduleError('TEMPLATE_NOT_FOUND', ['pipeline_id'])
+  const params = input.parameters ?? {}
+  const checked = catalog.validateParameters(template, params, now)
+  if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields)
+  const row: ScheduleRow = {
+    schedule_id: newId('sch', now),
+    org_slug: orgSlug,
+    pipeline_id: template.id,
+    cron: input.cron.trim(),
+    timezone: input.timezone,
+    // Raw input: relative defaults such as date=yesterday resolve when the schedule fires.
+    parameters: JSON.stringify(params),
+    is_active: 1,
+    next_run_at: nextCronTime(input.cron, input.timezone, now),
+    last_run_at: null,
+    last_run_id: null,
+    last_status: null,
+    last_error_code: null,
+    created_at: now,
+    updated_at: now,
+  }
+  await db.kysely.transaction().execute(async (trx) => {
+    let lock = trx.selectFrom('org_profiles').select('org_slug').where('org_slug', '=', orgSlug).limit(1)
+    if (db.dialect === 'postgres') lock = lock.forUpdate()
+    if (!(await lock.executeTakeFirst())) throw new ScheduleError('ORG_NOT_FOUND')
+    const count = await sql<{ n: number | string }>`
+      SELECT count(*) AS n FROM (SELECT 1 FROM org_schedules WHERE org_slug = ${orgSlug} LIMIT ${MAX_SCHEDULES_PER_ORG}) AS s`.execute(trx)
+    if (Number(count.rows[0]?.n ?? 0) >= MAX_SCHEDULES_PER_ORG) throw new ScheduleError('SCHEDULE_LIMIT')
+    await trx.insertInto('org_schedules').values(row).execute()
+  })
+  return row
+}
+
+export interface ScheduleKey {
+  created_at: number
+  schedule_id: string
+}
+
+/** Newest first, keyset on (created_at, schedule_id); limit max 100. */
+export async function listSchedules(
+  db: Db,
+  orgSlug: string,
+  q: { limit?: number; after?: ScheduleKey | null },
+): Promise<{ schedules: ScheduleRow[]; next: ScheduleKey | null }> {
+  const limit = Math.min(Math.max(q.limit ?? 20, 1), 100)
+  let query = db.kysely.selectFrom('org_schedules').selectAll().where('org_slug', '=', orgSlug)
+  const after = q.after
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '<', after.created_at),
+        eb.and([eb('created_at', '=', after.created_at), eb('schedule_id', '<', after.schedule_id)]),
+      ]),
+    )
+  }
+  const rows = await query.orderBy('created_at', 'desc').orderBy('schedule_id', 'desc').limit(limit + 1).execute()
+  const schedules = rows.slice(0, limit)
+  const last = schedules[schedules.length - 1]
+  return { schedules, next: rows.length > limit && last ? { created_at: Number(last.created_at), schedule_id: last.schedule_id } : null }
+}
+
+/** Deletes one of the org's schedules; another org's id is simply not found. */
+export async function deleteSchedule(db: Db, orgSlug: string, scheduleId: string): Promise<boolean> {
+  const r = await db.kysely
+    .deleteFrom('org_schedules')
+    .where('org_slug', '=', orgSlug)
+    .where('schedule_id', '=', scheduleId)
+    .executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+export interface SchedulerOptions {
+  tickMs: number
+  batchSize?: number
+  maxAttempts?: number
+  /** Called after a run is admitted (the engine wakes its workers). */
+  onAdmitted?: () => void
+}
+
+type FireResult = 'admitted' | 'deduplicated' | 'refused' | 'error' | 'skipped'
+
+export class Scheduler {
+  private timer: NodeJS.Timeout | null = null
+  private busy: Promise<unknown> | null = null
+  private lockClient: pg.Client | null = null
+
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: TemplateCatalog,
+    private readonly clock: Clock,
+    private readonly logger: EngineLogger,
+    private readonly deps: Pick<EngineDeps, 'integrationReady'>,
+    private readonly opts: SchedulerOptions,
+    private readonly metrics?: EngineMetrics,
+  ) {}
+
+  get isLeader(): boolean {
+    return this.db.dialect === 'sqlite' || this.lockClient !== null
+  }
+
+  start(): void {
+    if (this.timer) return
+    this.timer = setInterval(() => {
+      if (!this.busy) this.busy = this.tick().catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'scheduler tick failed')).finally(() => (this.busy = null))
+    }, this.opts.tickMs)
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    await this.busy
+    await this.releaseLeadership()
+  }
+
+  /** PostgreSQL: hold a session advisory lock on a dedicated connection; whoever holds it schedules. */
+  private async ensureLeadership(): Promise<boolean> {
+    if (this.db.dialect !== 'postgres') return true
+    if (this.lockClient) return true
+    if (!this.db.pgUrl) return false
+    const client = new pg.Client({ connectionString: this.db.pgUrl, connectionTimeoutMillis: 10_000 })
+    try {
+      await client.connect()
+      const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [SCHEDULER_LOCK_ID])
+      if (!r.rows[0]?.ok) {
+        await client.end()
+        return false
+      }
+    } catch {
+      await client.end().catch(() => undefined)
+      return false
+    }
+    // Losing the connection loses the lock: step down and try again next tick.
+    client.on('error', () => {
+      if (this.lockClient === client) this.lockClient = null
+      client.end().catch(() => undefined)
+    })
+    this.lockClient = client
+    this.logger.info({}, 'scheduler leadership acquired')
+    return true
+  }
+
+  private async releaseLeadership(): Promise<void> {
+    const c = this.lockClient
+    this.lockClient = null
+    if (c) await c.end().catch(() => undefined)
+  }
+
+  /** One pass: fires every due schedule (bounded batch). Returns what happened per schedule. */
+  async tick(): Promise<Record<string, FireResult>> {
+    const out: Record<string, FireResult> = {}
+    if (!(await this.ensureLeadership())) return out
+    const now = this.clock.now()
+    const due = await this.db.kysely
+      .selectFrom('org_schedules')
+      .selectAll()
+      .where('is_active', '=', 1)
+      .where('next_run_at', '<=', now)
+      .orderBy('next_run_at')
+      .limit(this.opts.batchSize ?? 100)
+      .execute()
+    for (const s of due) {
+      try {
+        out[s.schedule_id] = await this.fire(s, now)
+      } catch (err) {
+        out[s.schedule_id] = 'error'
+        this.logger.error({ schedule_id: s.schedule_id, org: s.org_slug, err_name: (err as Error)?.name }, 'schedule fire failed')
+      }
+      if (out[s.schedule_id] !== 'skipped') this.metrics?.schedulerFires.inc({ result: out[s.schedule_id]! })
+    }
+    return out
+  }
+
+  private async fire(s: ScheduleRow, now: number): Promise<FireResult> {
+    let next: number | null
+    try {
+      next = nextCronTime(s.cron, s.timezone, now)
+    } catch {
+      next = null // the expression or zone stopped being valid: deactivate rather than spin
+    }
+    const template = this.catalog.getById(s.pipeline_id)
+    let problem: string | null = next === null ? 'INVALID_CRON' : template ? null : 'TEMPLATE_NOT_FOUND'
+    let parameters: Record<string, string | number> = {}
+    if (!problem && template) {
+      const checked = this.catalog.validateParameters(template, JSON.parse(s.parameters), now)
+      if (checked.ok) parameters = checked.parameters
+      else problem = 'INVALID_PARAMETERS'
+    }
+    let refusal: string | null = null
+    if (!problem && template?.integration && this.deps.integrationReady) {
+      if (!(await this.deps.integrationReady(s.org_slug, template.integration))) refusal = 'INTEGRATION_NOT_CONFIGURED'
+    }
+
+    const result = await this.db.kysely.transaction().execute(async (trx) => {
+      const claimed = await trx
+        .updateTable('org_schedules')
+        .set({ next_run_at: next ?? s.next_run_at, is_active: next === null ? 0 : 1, last_run_at: now, updated_at: now })
+        .where('schedule_id', '=', s.schedule_id)
+        .where('next_run_at', '=', s.next_run_at)
+        .where('is_active', '=', 1)
+        .returning('schedule_id')
+        .executeTakeFirst()
+      if (!claimed) return 'skipped' as const
+      let admitted: AdmitResult | null = null
+      if (!problem && !refusal && template) {
+        admitted = await admitInTransaction(trx, this.db.dialect, {
+          org_slug: s.org_slug,
+          pipeline_id: template.id,
+          parameters,
+          dedup_key: computeDedupKey(template.id, parameters),
+          trigger_type: 'schedule',
+          triggered_by: `schedule:${s.schedule_id}`,
+          schedule_id: s.schedule_id,
+          max_attempts: this.opts.maxAttempts ?? 2,
+          now,
+        })
+      }
+      const status = problem ? 'ERROR' : refusal ? 'REFUSED' : admitted!.kind === 'refused' ? 'REFUSED' : admitted!.kind === 'admitted' ? 'ADMITTED' : 'DEDUPLICATED'
+      const code = problem ?? refusal ?? (admitted?.kind === 'refused' ? admitted.code : null)
+      await trx
+        .updateTable('org_schedules')
+        .set({ last_status: status, last_error_code: code, last_run_id: admitted && admitted.kind !== 'refused' ? admitted.run.run_id : null })
+        .where('schedule_id', '=', s.schedule_id)
+        .execute()
+      if (problem) return 'error' as const
+      if (refusal || !admitted) return 'refused' as const
+      return admitted.kind
+    })
+    if (result === 'admitted' || result === 'deduplicated' || result === 'refused') this.metrics?.admissions.inc({ result })
+    if (result === 'admitted') this.opts.onAdmitted?.()
+    return result
+  }
+}

@@ -1,0 +1,198 @@
+// The worker pool: claims due PENDING runs up to its size, leases them, renews every lease with one
+// statement per heartbeat (which also picks up cancel requests), and runs the executor. The reaper
+// turns expired leases into retries or FAILED WORKER_LOST. stop() stops claiming, lets running steps
+// finish until the deadline, then hands the rest back as PENDING for another worker.
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { claimRuns, reapExpiredLeases, releaseOrphanedSlots, renewLeases, type RunRow } from './runs.js'
+import { executeRun, type ExecutorContext, type StopReason } from './executor.js'
+import type { EngineLogger } from './executor.js'
+import type { EngineMetrics } from './metrics.js'
+import type { Db } from '../db/database.js'
+import type { Clock } from '../clock.js'
+
+export interface WorkerPoolOptions {
+  concurrency: number
+  leaseMs: number
+  heartbeatMs: number
+  pollMs: number
+}
+
+interface Active {
+  run: RunRow
+  control: AbortController
+  done: Promise<void>
+}
+
+export const newWorkerId = () => `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(6).toString('hex')}`
+
+export class WorkerPool {
+  readonly workerId: string
+  private readonly active = new Map<string, Active>()
+  private running = false
+  private loop: Promise<void> | null = null
+  private wake: (() => void) | null = null
+  private heartbeat: NodeJS.Timeout | null = null
+
+  constructor(
+    private readonly exec: Omit<ExecutorContext, 'workerId'>,
+    private readonly opts: WorkerPoolOptions,
+    workerId: string = newWorkerId(),
+  ) {
+    this.workerId = workerId
+  }
+
+  get size(): number {
+    return this.opts.concurrency
+  }
+
+  activeRunIds(): string[] {
+    return [...this.active.keys()]
+  }
+
+  start(): void {
+    if (this.running || this.opts.concurrency <= 0) return
+    this.running = true
+    this.heartbeat = setInterval(() => void this.beat(), this.opts.heartbeatMs)
+    this.loop = this.pollLoop()
+  }
+
+  /** Polls immediately (called after an in-process admission so new runs start without waiting a poll interval). */
+  nudge(): void {
+    this.wake?.()
+  }
+
+  /** In-process cancel: aborts the run's signal at once if this pool is executing it. */
+  cancelLocal(runId: string): boolean {
+    const a = this.active.get(runId)
+    if (!a) return false
+    a.control.abort({ kind: 'cancel' } satisfies StopReason)
+    return true
+  }
+
+  private async pollLoop(): Promise<void> {
+    while (this.running) {
+      let claimed = 0
+      const free = this.opts.concurrency - this.active.size
+      if (free > 0) {
+        try {
+          const runs = await claimRuns(this.exec.db, { workerId: this.workerId, now: this.exec.clock.now(), leaseMs: this.opts.leaseMs, limit: free })
+          claimed = runs.length
+          for (const run of runs) this.launch(run)
+        } catch (err) {
+          this.exec.logger.error({ err_name: (err as Error)?.name, worker: this.workerId }, 'claiming runs failed')
+        }
+      }
+      if (!this.running) break
+      if (claimed > 0 && claimed === free) continue
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.opts.pollMs)
+        this.wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      this.wake = null
+    }
+  }
+
+  private launch(run: RunRow): void {
+    const control = new AbortController()
+    const done = executeRun({ ...this.exec, workerId: this.workerId }, run, control.signal)
+      .then((r) => {
+        if (r.kind === 'lost') this.exec.logger.warn({ run_id: run.run_id, worker: this.workerId }, 'lease lost; run left to its new owner')
+      })
+      .catch((err) => this.exec.logger.error({ run_id: run.run_id, err_name: (err as Error)?.name }, 'executor crashed'))
+      .finally(() => {
+        this.active.delete(run.run_id)
+        this.nudge()
+      })
+    this.active.set(run.run_id, { run, control, done })
+  }
+
+  /** Renews all leases in one statement; a run we no longer own is aborted, a cancel request aborts its run. */
+  private async beat(): Promise<void> {
+    const ids = [...this.active.keys()]
+    if (ids.length === 0) return
+    try {
+      const alive = await renewLeases(this.exec.db, { workerId: this.workerId, runIds: ids, now: this.exec.clock.now(), leaseMs: this.opts.leaseMs })
+      for (const id of ids) {
+        const a = this.active.get(id)
+        if (!a || a.control.signal.aborted) continue
+        const state = alive.get(id)
+        if (!state) a.control.abort({ kind: 'lease_lost' } satisfies StopReason)
+        else if (state.cancelRequested) a.control.abort({ kind: 'cancel' } satisfies StopReason)
+      }
+    } catch (err) {
+      this.exec.logger.warn({ err_name: (err as Error)?.name, worker: this.workerId }, 'lease renewal failed')
+    }
+  }
+
+  /** Stops claiming; waits for running runs until `deadlineMs`, then hands the unfinished ones back. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.running = false
+    this.nudge()
+    await this.loop
+    const all = () => Promise.allSettled([...this.active.values()].map((a) => a.done))
+    if (this.active.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([all(), new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadlineMs))))])
+      clearTimeout(timer)
+      for (const a of this.active.values()) if (!a.control.signal.aborted) a.control.abort({ kind: 'shutdown' } satisfies StopReason)
+      await all()
+    }
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    this.heartbeat = null
+  }
+}
+
+export interface ReaperOptions {
+  intervalMs: number
+  backoffMs?: (attempt: number) => number
+}
+
+/** Periodically recovers runs whose worker died (expired leases) and slots never released. */
+export class Reaper {
+  private timer: NodeJS.Timeout | null = null
+  private busy: Promise<unknown> | null = null
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: EngineLogger,
+    private readonly opts: ReaperOptions,
+    private readonly metrics?: EngineMetrics,
+  ) {}
+
+  start(): void {
+    if (this.timer) return
+    this.timer = setInterval(() => {
+      if (!this.busy) this.busy = this.runOnce().catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'reaper pass failed')).finally(() => (this.busy = null))
+    }, this.opts.intervalMs)
+    this.timer.unref()
+  }
+
+  async runOnce(): Promise<{ retried: number; failed: number; cancelled: number; orphans: number }> {
+    const now = this.clock.now()
+    const r = await reapExpiredLeases(this.db, { now, backoffMs: this.opts.backoffMs })
+    const orphans = await releaseOrphanedSlots(this.db, now)
+    if (r.retried.length) this.metrics?.leaseExpiries.inc({ action: 'retried' }, r.retried.length)
+    if (r.failed.length) {
+      this.metrics?.leaseExpiries.inc({ action: 'failed' }, r.failed.length)
+      this.metrics?.runsFinished.inc({ status: 'FAILED' }, r.failed.length)
+    }
+    if (r.cancelled.length) {
+      this.metrics?.leaseExpiries.inc({ action: 'cancelled' }, r.cancelled.length)
+      this.metrics?.runsFinished.inc({ status: 'CANCELLED' }, r.cancelled.length)
+    }
+    const n = r.retried.length + r.failed.length + r.cancelled.length
+    if (n || orphans) this.logger.warn({ retried: r.retried, failed: r.failed, cancelled: r.cancelled, orphans }, 'reaper recovered runs')
+    return { retried: r.retried.length, failed: r.failed.length, cancelled: r.cancelled.length, orphans }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    await this.busy
+  }
+}
