@@ -2,7 +2,7 @@
 // org_run_slots row lock (FOR UPDATE on PostgreSQL; SQLite is serialized by BEGIN IMMEDIATE), so the
 // day, month and running counters are read and incremented under the same lock — never read-then-write.
 // Release is guarded by the run's slot_released flag, so it happens at most once per admitted run.
-import { sql, type Kysely, type Transaction } from 'kysely'
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely'
 import type { Db, DialectName } from '../../core/db/database.js'
 import type { Database, OrgPipelineRunsTable } from '../../core/db/schema.js'
 import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../../core/clock.js'
@@ -39,6 +39,14 @@ const ACTIVE_STATUSES = ['PENDING', 'RUNNING'] as const
 
 export const secondsUntilNextUtcMidnight = (now: number) => Math.max(1, Math.ceil((nextUtcMidnight(now) - now) / 1000))
 export const secondsUntilNextUtcMonth = (now: number) => Math.max(1, Math.ceil((nextMonthStart(now) - now) / 1000))
+
+/** The org's counter rows for one UTC day and its calendar month. */
+function dayOrMonthRow(eb: ExpressionBuilder<Database, 'org_usage_quotas'>, day: string, month: string) {
+  return eb.or([
+    eb.and([eb('period', '=', 'day'), eb('period_start', '=', day)]),
+    eb.and([eb('period', '=', 'month'), eb('period_start', '=', month)]),
+  ])
+}
 
 const greatest = (dialect: DialectName) => (dialect === 'postgres' ? sql.raw('GREATEST') : sql.raw('MAX'))
 
@@ -110,12 +118,7 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
     .selectFrom('org_usage_quotas')
     .select(['period', 'runs_started'])
     .where('org_slug', '=', org)
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('period', '=', 'day'), eb('period_start', '=', day)]),
-        eb.and([eb('period', '=', 'month'), eb('period_start', '=', month)]),
-      ]),
-    )
+    .where((eb) => dayOrMonthRow(eb, day, month))
     .limit(2)
     .execute()
   const dayCount = Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0)
@@ -134,12 +137,7 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
     .updateTable('org_usage_quotas')
     .set((eb) => ({ runs_started: eb('runs_started', '+', 1), updated_at: now }))
     .where('org_slug', '=', org)
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('period', '=', 'day'), eb('period_start', '=', day)]),
-        eb.and([eb('period', '=', 'month'), eb('period_start', '=', month)]),
-      ]),
-    )
+    .where((eb) => dayOrMonthRow(eb, day, month))
     .execute()
 
   const run: RunRow = {
@@ -210,12 +208,7 @@ export async function releaseInTransaction(
       .updateTable('org_usage_quotas')
       .set((eb) => ({ [column]: eb(column, '+', 1), updated_at: now }))
       .where('org_slug', '=', org)
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('period', '=', 'day'), eb('period_start', '=', day)]),
-          eb.and([eb('period', '=', 'month'), eb('period_start', '=', month)]),
-        ]),
-      )
+      .where((eb) => dayOrMonthRow(eb, day, month))
       .execute()
   }
   return true
