@@ -49,34 +49,46 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   const config = loadConfig(env)
   const runtime = await createRuntime(config)
   const app = await buildApp(runtime.ctx)
-  const slug = `bench-${Date.now().toString(36)}`
-  const onboard = await app.inject({
-    method: 'POST',
-    url: '/api/v1/organizations/onboard',
-    headers: { 'x-ca-root-key': ROOT },
-    payload: { org_slug: slug, company_name: 'Bench Inc', admin_email: 'b@bench.example.com', subscription_plan: 'SCALE' },
-  })
-  const apiKey = onboard.json().api_key as string
-  await app.inject({
-    method: 'PUT',
-    url: `/api/v1/organizations/${slug}/subscription`,
-    headers: { 'x-ca-root-key': ROOT },
-    payload: { requests_per_minute: 100000 },
-  })
+  // One org per measured case: each gets the full per-org request budget.
+  const makeOrg = async (slug: string) => {
+    const onboard = await app.inject({
+      method: 'POST',
+      url: '/api/v1/organizations/onboard',
+      headers: { 'x-ca-root-key': ROOT },
+      payload: { org_slug: slug, company_name: 'Bench Inc', admin_email: 'b@bench.example.com', subscription_plan: 'SCALE' },
+    })
+    await app.inject({
+      method: 'PUT',
+      url: `/api/v1/organizations/${slug}/subscription`,
+      headers: { 'x-ca-root-key': ROOT },
+      payload: { requests_per_minute: 1000000 },
+    })
+    return onboard.json().api_key as string
+  }
+  const stamp = Date.now().toString(36)
+  const slug = `bench-q-${stamp}`
+  const apiKey = await makeOrg(slug)
+  const catalogueKey = await makeOrg(`bench-c-${stamp}`)
   const path = `/api/v1/organizations/${slug}/quota`
   const sample = await app.inject({ method: 'GET', url: path, headers: { 'x-api-key': apiKey } })
   const body = sample.json()
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
 
+  const catalogue = (await app.inject({ method: 'GET', url: '/api/v1/pipelines', headers: { 'x-api-key': apiKey } })).json()
   const bare = Fastify({ logger: false })
   bare.get('/quota', async () => body)
+  bare.get('/pipelines', async () => catalogue)
   await bare.listen({ port: 0, host: '127.0.0.1' })
   const barePort = (bare.server.address() as { port: number }).port
 
   const results: Result[] = []
   results.push(await hammer(`bare Fastify route, same JSON`, `http://127.0.0.1:${barePort}/quota`))
   results.push(await hammer(`GET quota, cached org key (${label})`, `http://127.0.0.1:${port}${path}`, { 'x-api-key': apiKey }))
+  results.push(await hammer(`bare Fastify route, catalogue JSON`, `http://127.0.0.1:${barePort}/pipelines`))
+  results.push(await hammer(`GET pipelines catalogue, cached org key, no DB read (${label})`, `http://127.0.0.1:${port}/api/v1/pipelines`, { 'x-api-key': catalogueKey }))
+  // Let the last in-flight requests finish before storage closes.
+  await new Promise((r) => setTimeout(r, 300))
   await bare.close()
   await app.close()
   await runtime.close()
@@ -90,9 +102,14 @@ async function main(): Promise<void> {
   const embedded = await authBench(null, 'embedded')
   all.push(...embedded)
   const ratio = embedded[1]!.rps / embedded[0]!.rps
-  if (process.env.BENCH_DATABASE_URL) all.push(...(await authBench(process.env.BENCH_DATABASE_URL, 'postgres')).slice(1))
+  const authOnly = embedded[3]!.rps / embedded[2]!.rps
+  if (process.env.BENCH_DATABASE_URL) {
+    const pg = await authBench(process.env.BENCH_DATABASE_URL, 'postgres')
+    all.push(pg[1]!, pg[3]!)
+  }
   print(all)
-  console.log(`\nauthenticated/bare throughput ratio (embedded): ${ratio.toFixed(2)}`)
+  console.log(`\nauthenticated quota / bare throughput ratio (embedded): ${ratio.toFixed(2)}`)
+  console.log(`authenticated catalogue (guard + limits, no DB) / bare ratio (embedded): ${authOnly.toFixed(2)}`)
   await runEngineBench({ duration: DURATION })
 }
 

@@ -22,6 +22,6 @@ export const LIMIT_BOUNDS = {
   daily_limit: { minimum: 1, maximum: 999999 },
   monthly_limit: { minimum: 1, maximum: 999999 },
   concurrent_limit: { minimum: 1, maximum: 999999 },
-  requests_per_minute: { minimum: 1, maximum: 100000 },
+  requests_per_minute: { minimum: 1, maximum: 1000000 },
   triggers_per_minute: { minimum: 1, maximum: 100000 },
 } as const
