@@ -121,6 +121,27 @@ for (const backend of backendNames()) {
       }
     })
 
+    test('oversize bodies and wrong media types are refused before any work', async () => {
+      const before = await counts()
+      const big = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/organizations/onboard',
+        headers: { ...t.root, 'content-type': 'application/json' },
+        payload: JSON.stringify({ ...good, company_name: 'x'.repeat(1024 * 1024 + 10) }),
+      })
+      assert.equal(big.statusCode, 413)
+      assert.equal(big.json().code, 'PAYLOAD_TOO_LARGE')
+      const xml = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/organizations/onboard',
+        headers: { ...t.root, 'content-type': 'application/xml' },
+        payload: '<org/>',
+      })
+      assert.equal(xml.statusCode, 415)
+      assert.equal(xml.json().code, 'UNSUPPORTED_MEDIA_TYPE')
+      assert.equal(await counts(), before)
+    })
+
     test('offboarding needs the matching confirmation', async () => {
       const res = await t.app.inject({ method: 'DELETE', url: '/api/v1/organizations/org-a', headers: t.root, payload: { confirm_org_slug: 'org-b' } })
       assert.equal(res.statusCode, 400)
