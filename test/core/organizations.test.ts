@@ -138,11 +138,21 @@ for (const backend of backendNames()) {
 
     test('offboarding revokes keys, drops the dataset and leaves a deletion record', async () => {
       const key = await t.onboard('leaving-org')
+      const setup = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/integrations/leaving-org/openai/setup',
+        headers: t.org(key),
+        payload: { credential: 'sk-leaving-org-secret-0123456789', skip_validation: true },
+      })
+      assert.equal(setup.statusCode, 200, setup.body)
       const res = await t.app.inject({ method: 'DELETE', url: '/api/v1/organizations/leaving-org', headers: t.root, payload: { confirm_org_slug: 'leaving-org' } })
       assert.equal(res.statusCode, 200, res.body)
       const rec = res.json()
       assert.equal(rec.api_keys_revoked, 1)
+      assert.equal(rec.credentials_destroyed, 1)
       assert.equal(rec.dataset_dropped, true)
+      const left = await t.ctx.db.kysely.selectFrom('org_integration_credentials').select('credential_id').where('org_slug', '=', 'leaving-org').execute()
+      assert.equal(left.length, 0, 'no ciphertext of the org remains')
       assert.equal((await t.app.inject({ method: 'GET', url: '/api/v1/organizations/leaving-org/quota', headers: t.org(key) })).statusCode, 401)
       const audit = await t.app.inject({ method: 'GET', url: '/api/v1/admin/audit-logs/leaving-org', headers: t.root })
       assert.equal(audit.json().logs[0].action, 'org.offboarded')
