@@ -101,6 +101,39 @@ for (const backend of backendNames()) {
       }
     })
 
+    test('with the day and the month both spent, the refusal names the monthly limit and waits for the month', async () => {
+      const store = await openStore(backend)
+      try {
+        await createOrg(store.db, 'both', { daily_limit: 1, monthly_limit: 1, concurrent_limit: 100 })
+        const clock = new ManualClock(Date.UTC(2026, 3, 10, 12, 0, 0)) // 2026-04-10 12:00 UTC
+        assert.equal((await admitRun(store.db, admitInput('both', 'test/basic/noop', { n: 1 }, clock.now()))).kind, 'admitted')
+        const r = await admitRun(store.db, admitInput('both', 'test/basic/noop', { n: 2 }, clock.now()))
+        assert.ok(r.kind === 'refused')
+        assert.equal(r.code, 'MONTHLY_QUOTA_EXCEEDED')
+        assert.equal(r.retryAfterSeconds, (Date.UTC(2026, 4, 1) - clock.now()) / 1000, 'until 2026-05-01, not until midnight')
+        // Retrying when the old Retry-After (midnight) said so is still refused.
+        clock.set(Date.UTC(2026, 3, 11, 0, 0, 1))
+        const again = await admitRun(store.db, admitInput('both', 'test/basic/noop', { n: 3 }, clock.now()))
+        assert.ok(again.kind === 'refused' && again.code === 'MONTHLY_QUOTA_EXCEEDED')
+      } finally {
+        await store.cleanup()
+      }
+    })
+
+    test('a refused admission for an org that does not exist leaves no slot row behind (the slug can be onboarded)', async () => {
+      const store = await openStore(backend)
+      try {
+        const r = await admitRun(store.db, admitInput('gone', 'test/basic/noop', {}, Date.now()))
+        assert.ok(r.kind === 'refused' && r.code === 'SUBSCRIPTION_INACTIVE')
+        const rows = await store.db.kysely.selectFrom('org_run_slots').select('org_slug').where('org_slug', '=', 'gone').limit(1).execute()
+        assert.deepEqual(rows, [])
+        // Onboarding creates the slot row with a plain INSERT; it must not collide.
+        await store.db.kysely.insertInto('org_run_slots').values({ org_slug: 'gone', running: 0, updated_at: Date.now() }).execute()
+      } finally {
+        await store.cleanup()
+      }
+    })
+
     test('deduplicated admissions consume nothing; inactive subscriptions are refused', async () => {
       const store = await openStore(backend)
       try {

@@ -5,8 +5,11 @@ import { admitRun, releaseRun } from '../../src/app/dependencies/quota.js'
 import { readUsage } from '../../src/core/orgs/usage.js'
 import { getRun, listStepLogs, requestCancel } from '../../src/core/pipelines/runs.js'
 import { backendNames } from '../helpers/backends.js'
-import { admitInput, createOrg, eventually, openStore, runStatus, slotState, testEngine, type Store } from './fixtures.js'
+import { admitInput, createOrg, eventually, openStore, runStatus, silentLogger, slotState, testEngine, type Store } from './fixtures.js'
 import type { Engine } from '../../src/core/pipelines/engine.js'
+import { Reaper } from '../../src/core/pipelines/worker.js'
+import type { Db } from '../../src/core/db/database.js'
+import type { KyselyPlugin } from 'kysely'
 
 async function admitted(engine: Engine, org: string, pipeline: string, params: Record<string, unknown> = {}) {
   const r = await engine.admit(admitInput(org, pipeline, params, Date.now()))
@@ -173,6 +176,46 @@ for (const backend of backendNames()) {
         await assertNoLeak(store, 'dag')
       } finally {
         await engine.stop(2000)
+        await store.cleanup()
+      }
+    })
+
+    test('a worker that cannot renew its lease stops the run before the reaper can hand it to another worker', async () => {
+      const store = await openStore(backend)
+      // The engine's own handle fails every query while `down` is set (database unreachable for this worker only).
+      const down = { on: false }
+      const breaker: KyselyPlugin = {
+        transformQuery: (args) => {
+          if (down.on) throw new Error('database unreachable')
+          return args.node
+        },
+        transformResult: async (args) => args.result,
+      }
+      const isolated: Db = { ...store.db, kysely: store.db.kysely.withPlugin(breaker) }
+      const { engine, gates } = testEngine(isolated, systemClock, { leaseMs: 800, heartbeatMs: 100, reaperMs: 60_000 })
+      try {
+        await createOrg(store.db, 'fence')
+        engine.start({ workers: true, scheduler: false, maintenance: false })
+        const id = await admitted(engine, 'fence', 'test/basic/wait', { gate: 'never' })
+        await eventually(async () => (await runStatus(store.db, id)) === 'RUNNING' && engine.workers.activeRunIds().includes(id), 'run RUNNING')
+
+        down.on = true
+        // Without fencing the step would keep running after the lease is gone, alongside the next owner.
+        await eventually(async () => engine.workers.activeRunIds().length === 0, 'the worker to abort the run it can no longer renew', 5000)
+        const run = await getRun(store.db, 'fence', id)
+        assert.equal(run!.status, 'RUNNING', 'left for the reaper: this worker cannot write')
+
+        const reaper = new Reaper(store.db, systemClock, silentLogger, { intervalMs: 60_000, backoffMs: () => 0 })
+        await eventually(async () => {
+          await reaper.runOnce()
+          return (await runStatus(store.db, id)) === 'FAILED'
+        }, 'the reaper to fail the run')
+        assert.equal((await getRun(store.db, 'fence', id))!.error_code, 'WORKER_LOST')
+        await assertNoLeak(store, 'fence')
+      } finally {
+        down.on = false
+        gates.openAll()
+        await engine.stop(1000)
         await store.cleanup()
       }
     })

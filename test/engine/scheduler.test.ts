@@ -4,8 +4,10 @@ import { ManualClock } from '../../src/core/clock.js'
 import { admitRun } from '../../src/app/dependencies/quota.js'
 import { finishRun } from '../../src/core/pipelines/runs.js'
 import { createSchedule, deleteSchedule, listSchedules, ScheduleError, Scheduler } from '../../src/core/pipelines/scheduler.js'
-import { backendNames } from '../helpers/backends.js'
-import { admitInput, createOrg, openStore, reopen, silentLogger, testEngine } from './fixtures.js'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { sql } from 'kysely'
+import { backendNames, needsPostgres } from '../helpers/backends.js'
+import { admitInput, createOrg, eventually, openStore, reopen, silentLogger, testEngine } from './fixtures.js'
 import type { Db } from '../../src/core/db/database.js'
 
 const runsOf = (db: Db, org: string) =>
@@ -146,3 +148,92 @@ for (const backend of backendNames()) {
     })
   })
 }
+
+/** A TCP proxy to PostgreSQL that, while `drop` is set, cuts the connection at the client's first query. */
+async function droppingProxy(target: string): Promise<{ url: string; drop: { on: boolean }; close(): Promise<void> }> {
+  const u = new URL(target)
+  const drop = { on: true }
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(u.port || 5432), u.hostname)
+    sockets.add(client).add(upstream)
+    let startup = true
+    client.on('data', (chunk: Buffer) => {
+      // The startup packet has no type byte; after it, 'P' (parse) or 'Q' (query) starts a query.
+      const isQuery = !startup && (chunk[0] === 0x50 || chunk[0] === 0x51)
+      startup = false
+      if (drop.on && isQuery) {
+        client.destroy()
+        upstream.destroy()
+        return
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk) => client.write(chunk))
+    for (const s of [client, upstream]) {
+      s.on('error', () => undefined)
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const proxied = new URL(target)
+  proxied.hostname = '127.0.0.1'
+  proxied.port = String((server.address() as AddressInfo).port)
+  return {
+    url: proxied.toString(),
+    drop,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    },
+  }
+}
+
+describe('scheduler leadership connection (postgres)', { skip: needsPostgres() }, () => {
+  test('the lock connection dying (while taking the lock, or later) never crashes the process; leadership moves on', async () => {
+    const store = await openStore('postgres')
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 8, 0))
+    const { engine } = testEngine(store.db, clock)
+    const proxy = await droppingProxy(store.backend.databaseUrl!)
+    const viaProxy: Db = { ...store.db, pgUrl: proxy.url }
+    const s1 = new Scheduler(viaProxy, engine.catalog, clock, silentLogger, {}, { tickMs: 1000 })
+    const s2 = new Scheduler(store.db, engine.catalog, clock, silentLogger, {}, { tickMs: 1000 })
+    try {
+      await createOrg(store.db, 'lead')
+      const s = await createSchedule(store.db, engine.catalog, 'lead', { pipeline_id: 'test/basic/noop', cron: '*/10 * * * *', timezone: 'UTC' }, clock.now())
+
+      // The connection drops during pg_try_advisory_lock: no leadership, no crash, nothing fired.
+      assert.deepEqual(await s1.tick(), {})
+      assert.equal(s1.isLeader, false)
+      await new Promise((r) => setImmediate(r))
+
+      proxy.drop.on = false
+      clock.advance(10 * 60_000)
+      assert.deepEqual(await s1.tick(), { [s.schedule_id]: 'admitted' })
+      assert.equal(s1.isLeader, true)
+      assert.deepEqual(await s2.tick(), {}, 'the other instance is not the leader')
+      assert.equal(s2.isLeader, false)
+
+      // The leader's lock connection is killed: it steps down and the other instance takes over.
+      const holder = await sql<{ pid: number }>`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 727002 AND granted LIMIT 1`.execute(store.db.kysely)
+      assert.ok(holder.rows[0])
+      await sql`SELECT pg_terminate_backend(${holder.rows[0].pid})`.execute(store.db.kysely)
+      await eventually(async () => !s1.isLeader, 'the old leader to step down')
+      clock.advance(10 * 60_000)
+      const fired = await eventually(async () => {
+        const r = await s2.tick()
+        return s2.isLeader ? r : undefined
+      }, 'the other instance to take leadership')
+      assert.deepEqual(fired, { [s.schedule_id]: 'deduplicated' }, 'fired (the first run is still PENDING, so it deduplicates)')
+    } finally {
+      await s1.stop()
+      await s2.stop()
+      await proxy.close()
+      await store.cleanup()
+    }
+  })
+})

@@ -75,7 +75,7 @@ async function lockSlots(trx: Kysely<Database>, dialect: DialectName, org: strin
     .values({ org_slug: org, running: 0, updated_at: now })
     .onConflict((oc) => oc.column('org_slug').doNothing())
     .execute()
-  let q = trx.selectFrom('org_run_slots').select('running').where('org_slug', '=', org)
+  let q = trx.selectFrom('org_run_slots').select('running').where('org_slug', '=', org).limit(1)
   if (dialect === 'postgres') q = q.forUpdate()
   const row = await q.executeTakeFirstOrThrow()
   return Number(row.running)
@@ -109,7 +109,13 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
     .where('s.org_slug', '=', org)
     .limit(1)
     .executeTakeFirst()
-  if (!sub || sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) {
+  if (!sub) {
+    // No such org (e.g. offboarded while this request was in flight): do not leave behind the slot row
+    // lockSlots just created, or onboarding the slug again would collide with it.
+    await trx.deleteFrom('org_run_slots').where('org_slug', '=', org).where('running', '=', 0).execute()
+    return { kind: 'refused', code: 'SUBSCRIPTION_INACTIVE', retryAfterSeconds: 0 }
+  }
+  if (sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) {
     return { kind: 'refused', code: 'SUBSCRIPTION_INACTIVE', retryAfterSeconds: 0 }
   }
 
@@ -124,8 +130,9 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
   const dayCount = Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0)
   const monthCount = Number(usage.find((u) => u.period === 'month')?.runs_started ?? 0)
 
-  if (dayCount >= sub.daily_limit) return { kind: 'refused', code: 'DAILY_QUOTA_EXCEEDED', retryAfterSeconds: secondsUntilNextUtcMidnight(now) }
+  // The binding limit is the one that lifts last: with both spent, a retry at midnight would be refused again.
   if (monthCount >= sub.monthly_limit) return { kind: 'refused', code: 'MONTHLY_QUOTA_EXCEEDED', retryAfterSeconds: secondsUntilNextUtcMonth(now) }
+  if (dayCount >= sub.daily_limit) return { kind: 'refused', code: 'DAILY_QUOTA_EXCEEDED', retryAfterSeconds: secondsUntilNextUtcMidnight(now) }
   if (running >= sub.concurrent_limit) return { kind: 'refused', code: 'CONCURRENT_LIMIT_EXCEEDED', retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS }
 
   await trx

@@ -30,10 +30,28 @@ export interface MaintenanceResult {
   idempotencyKeysDeleted: number
 }
 
+/**
+ * Retention never reaches back to the oldest run still PENDING/RUNNING: dropping its partition would
+ * lose the run and leak its concurrency slot (nothing would be left to release it).
+ */
+export async function retentionSparingActiveRuns(db: Db, retentionDays: number, now: number): Promise<number> {
+  const oldest = await db.kysely
+    .selectFrom('org_pipeline_runs')
+    .select('run_date')
+    .where('status', 'in', ['PENDING', 'RUNNING'])
+    .orderBy('run_date')
+    .limit(1)
+    .executeTakeFirst()
+  if (!oldest) return retentionDays
+  const start = Date.parse(`${String(oldest.run_date).slice(0, 10)}T00:00:00Z`)
+  return Math.max(retentionDays, Math.ceil((now - start) / 86_400_000) + 1)
+}
+
 export async function runMaintenance(db: Db, retentionDays: number, now: number): Promise<MaintenanceResult> {
   const partitionsCreated = await ensurePartitions(db, now)
-  const partitionsDropped = await dropExpiredPartitions(db, retentionDays, now)
-  const rowsDeleted = await deleteExpiredRows(db, retentionDays, now)
+  const retention = await retentionSparingActiveRuns(db, retentionDays, now)
+  const partitionsDropped = await dropExpiredPartitions(db, retention, now)
+  const rowsDeleted = await deleteExpiredRows(db, retention, now)
   const idempotencyKeysDeleted = await deleteExpiredIdempotencyKeys(db, now)
   return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted }
 }

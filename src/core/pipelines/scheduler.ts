@@ -191,7 +191,14 @@ export class Scheduler {
     if (this.db.dialect !== 'postgres') return true
     if (this.lockClient) return true
     if (!this.db.pgUrl) return false
-    const client = new pg.Client({ connectionString: this.db.pgUrl, connectionTimeoutMillis: 10_000 })
+    // keepAlive: a silently dead peer is noticed (and leadership dropped) instead of trusted forever.
+    const client = new pg.Client({ connectionString: this.db.pgUrl, connectionTimeoutMillis: 10_000, keepAlive: true })
+    // Listen before connecting: pg emits 'error' when the connection drops (even mid-query), and an
+    // unlistened 'error' would crash the process. Losing the connection loses the lock: step down.
+    client.on('error', () => {
+      if (this.lockClient === client) this.lockClient = null
+      client.end().catch(() => undefined)
+    })
     try {
       await client.connect()
       const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [SCHEDULER_LOCK_ID])
@@ -203,11 +210,6 @@ export class Scheduler {
       await client.end().catch(() => undefined)
       return false
     }
-    // Losing the connection loses the lock: step down and try again next tick.
-    client.on('error', () => {
-      if (this.lockClient === client) this.lockClient = null
-      client.end().catch(() => undefined)
-    })
     this.lockClient = client
     this.logger.info({}, 'scheduler leadership acquired')
     return true

@@ -22,6 +22,8 @@ interface Active {
   run: RunRow
   control: AbortController
   done: Promise<void>
+  /** When our lease ends unless a heartbeat renews it (this worker's view, from the same clock). */
+  leaseUntil: number
 }
 
 export const newWorkerId = () => `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(6).toString('hex')}`
@@ -76,9 +78,10 @@ export class WorkerPool {
       const free = this.opts.concurrency - this.active.size
       if (free > 0) {
         try {
-          const runs = await claimRuns(this.exec.db, { workerId: this.workerId, now: this.exec.clock.now(), leaseMs: this.opts.leaseMs, limit: free })
+          const now = this.exec.clock.now()
+          const runs = await claimRuns(this.exec.db, { workerId: this.workerId, now, leaseMs: this.opts.leaseMs, limit: free })
           claimed = runs.length
-          for (const run of runs) this.launch(run)
+          for (const run of runs) this.launch(run, now + this.opts.leaseMs)
         } catch (err) {
           this.exec.logger.error({ err_name: (err as Error)?.name, worker: this.workerId }, 'claiming runs failed')
         }
@@ -96,7 +99,7 @@ export class WorkerPool {
     }
   }
 
-  private launch(run: RunRow): void {
+  private launch(run: RunRow, leaseUntil: number): void {
     const control = new AbortController()
     const done = executeRun({ ...this.exec, workerId: this.workerId }, run, control.signal)
       .then((r) => {
@@ -107,24 +110,41 @@ export class WorkerPool {
         this.active.delete(run.run_id)
         this.nudge()
       })
-    this.active.set(run.run_id, { run, control, done })
+    this.active.set(run.run_id, { run, control, done, leaseUntil })
   }
 
-  /** Renews all leases in one statement; a run we no longer own is aborted, a cancel request aborts its run. */
+  /** Aborts runs whose lease ends before `until` (fencing: the reaper may hand them to another worker). */
+  private fence(until: number): void {
+    for (const a of this.active.values()) {
+      if (!a.control.signal.aborted && a.leaseUntil <= until) a.control.abort({ kind: 'lease_lost' } satisfies StopReason)
+    }
+  }
+
+  /**
+   * Renews all leases in one statement; a run we no longer own is aborted, a cancel request aborts its run.
+   * A run whose lease could not be renewed in time is aborted too, so it never runs on two workers at once.
+   */
   private async beat(): Promise<void> {
+    const now = this.exec.clock.now()
+    this.fence(now)
     const ids = [...this.active.keys()]
     if (ids.length === 0) return
     try {
-      const alive = await renewLeases(this.exec.db, { workerId: this.workerId, runIds: ids, now: this.exec.clock.now(), leaseMs: this.opts.leaseMs })
+      const alive = await renewLeases(this.exec.db, { workerId: this.workerId, runIds: ids, now, leaseMs: this.opts.leaseMs })
       for (const id of ids) {
         const a = this.active.get(id)
         if (!a || a.control.signal.aborted) continue
         const state = alive.get(id)
         if (!state) a.control.abort({ kind: 'lease_lost' } satisfies StopReason)
-        else if (state.cancelRequested) a.control.abort({ kind: 'cancel' } satisfies StopReason)
+        else {
+          a.leaseUntil = now + this.opts.leaseMs
+          if (state.cancelRequested) a.control.abort({ kind: 'cancel' } satisfies StopReason)
+        }
       }
     } catch (err) {
       this.exec.logger.warn({ err_name: (err as Error)?.name, worker: this.workerId }, 'lease renewal failed')
+      // The next beat may come too late: stop what would expire before it.
+      this.fence(this.exec.clock.now() + this.opts.heartbeatMs)
     }
   }
 
