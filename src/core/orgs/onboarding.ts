@@ -256,6 +256,9 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
   const deletionId = newId('del', now)
   const outcome = await db.transaction().execute(async (trx) => {
     if (deps.db.dialect === 'postgres') {
+      // Same lock order as admission (slot row first): a trigger racing the offboarding either lands
+      // before it (and its run is cancelled and deleted here) or after it (and finds no org).
+      await sql`SELECT org_slug FROM org_run_slots WHERE org_slug = ${orgSlug} LIMIT 1 FOR UPDATE`.execute(trx)
       await sql`SELECT org_slug FROM org_profiles WHERE org_slug = ${orgSlug} LIMIT 1 FOR UPDATE`.execute(trx)
     }
     const revoked = await trx
