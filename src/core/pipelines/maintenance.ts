@@ -4,6 +4,7 @@ import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions } from '../db/partitions.js'
+import { PeriodicTask } from './periodic.js'
 import type { EngineLogger } from './executor.js'
 
 const IDEMPOTENCY_BATCH = 1000
@@ -57,37 +58,31 @@ export async function runMaintenance(db: Db, retentionDays: number, now: number)
 }
 
 export class Maintenance {
-  private timer: NodeJS.Timeout | null = null
-  private busy: Promise<unknown> | null = null
+  private readonly task: PeriodicTask
 
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly logger: EngineLogger,
     private readonly opts: { retentionDays: number; intervalMs?: number },
-  ) {}
-
-  start(): void {
-    if (this.timer) return
-    const run = () => {
-      if (this.busy) return
-      this.busy = runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
-        .then((r) => {
-          if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted) {
-            this.logger.info({ ...r }, 'maintenance pass')
-          }
-        })
-        .catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'maintenance pass failed'))
-        .finally(() => (this.busy = null))
-    }
-    run()
-    this.timer = setInterval(run, this.opts.intervalMs ?? 3_600_000)
-    this.timer.unref()
+  ) {
+    this.task = new PeriodicTask(
+      opts.intervalMs ?? 3_600_000,
+      async () => {
+        const r = await runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
+        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted) {
+          this.logger.info({ ...r }, 'maintenance pass')
+        }
+      },
+      (err) => this.logger.error({ err_name: (err as Error)?.name }, 'maintenance pass failed'),
+    )
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = null
-    await this.busy
+  start(): void {
+    this.task.start({ runNow: true })
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop()
   }
 }

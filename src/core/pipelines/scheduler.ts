@@ -4,6 +4,7 @@
 // instance holding an advisory lock schedules at all. next_run_at moves to the first cron time after
 // now, so ticks missed during downtime fire once, and a refusal is recorded, not retried in a loop.
 import pg from 'pg'
+import { PeriodicTask } from './periodic.js'
 import { CronExpressionParser } from 'cron-parser'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
@@ -154,8 +155,7 @@ export interface SchedulerOptions {
 type FireResult = 'admitted' | 'deduplicated' | 'refused' | 'error' | 'skipped'
 
 export class Scheduler {
-  private timer: NodeJS.Timeout | null = null
-  private busy: Promise<unknown> | null = null
+  private readonly task: PeriodicTask
   private lockClient: pg.Client | null = null
 
   constructor(
@@ -166,23 +166,20 @@ export class Scheduler {
     private readonly deps: Pick<EngineDeps, 'integrationReady'>,
     private readonly opts: SchedulerOptions,
     private readonly metrics?: EngineMetrics,
-  ) {}
+  ) {
+    this.task = new PeriodicTask(opts.tickMs, () => this.tick(), (err) => this.logger.error({ err_name: (err as Error)?.name }, 'scheduler tick failed'))
+  }
 
   get isLeader(): boolean {
     return this.db.dialect === 'sqlite' || this.lockClient !== null
   }
 
   start(): void {
-    if (this.timer) return
-    this.timer = setInterval(() => {
-      if (!this.busy) this.busy = this.tick().catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'scheduler tick failed')).finally(() => (this.busy = null))
-    }, this.opts.tickMs)
+    this.task.start({ keepAlive: true })
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = null
-    await this.busy
+    await this.task.stop()
     await this.releaseLeadership()
   }
 

@@ -8,6 +8,7 @@ import { claimRuns, reapExpiredLeases, releaseOrphanedSlots, renewLeases, type R
 import { executeRun, type ExecutorContext, type StopReason } from './executor.js'
 import type { EngineLogger } from './executor.js'
 import type { EngineMetrics } from './metrics.js'
+import { PeriodicTask } from './periodic.js'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 
@@ -173,8 +174,7 @@ export interface ReaperOptions {
 
 /** Periodically recovers runs whose worker died (expired leases) and slots never released. */
 export class Reaper {
-  private timer: NodeJS.Timeout | null = null
-  private busy: Promise<unknown> | null = null
+  private readonly task: PeriodicTask
 
   constructor(
     private readonly db: Db,
@@ -182,14 +182,12 @@ export class Reaper {
     private readonly logger: EngineLogger,
     private readonly opts: ReaperOptions,
     private readonly metrics?: EngineMetrics,
-  ) {}
+  ) {
+    this.task = new PeriodicTask(opts.intervalMs, () => this.runOnce(), (err: unknown) => this.logger.error({ err_name: (err as Error)?.name }, 'reaper pass failed'))
+  }
 
   start(): void {
-    if (this.timer) return
-    this.timer = setInterval(() => {
-      if (!this.busy) this.busy = this.runOnce().catch((err) => this.logger.error({ err_name: (err as Error)?.name }, 'reaper pass failed')).finally(() => (this.busy = null))
-    }, this.opts.intervalMs)
-    this.timer.unref()
+    this.task.start()
   }
 
   async runOnce(): Promise<{ retried: number; failed: number; cancelled: number; orphans: number }> {
@@ -210,9 +208,7 @@ export class Reaper {
     return { retried: r.retried.length, failed: r.failed.length, cancelled: r.cancelled.length, orphans }
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = null
-    await this.busy
+  stop(): Promise<void> {
+    return this.task.stop()
   }
 }
