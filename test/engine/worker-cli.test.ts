@@ -1,0 +1,72 @@
+// `tenantflow worker` runs pipelines without an HTTP server, next to an API process on the same
+// store, and stops cleanly on SIGTERM.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { backendNames, testEnv } from '../helpers/backends.js'
+import { buildTestApp } from '../helpers/app.js'
+import { writeTemplates } from './fixtures.js'
+
+const templateDir = writeTemplates({
+  'cli/local/prices.yml': `
+description: summarizes the org's price table
+parameters:
+  n: { type: integer, min: 0, max: 1000 }
+steps:
+  - id: summarize
+    processor: generic.sql_transform
+    config:
+      sql: SELECT provider, COUNT(*) AS models FROM model_prices GROUP BY provider
+      destination:
+        name: price_summary
+        columns:
+          - { name: provider, type: text }
+          - { name: models, type: integer }
+        natural_key: [provider]
+      max_rows: 100
+`,
+})
+
+for (const backend of backendNames()) {
+  describe(`tenantflow worker (${backend})`, () => {
+    test('a separate worker process runs a run admitted by the API process, then exits on SIGTERM', async () => {
+      // The API process here runs no workers (the test app never starts the engine).
+      const t = await buildTestApp(backend, { env: { PIPELINE_CONFIG_DIRS: templateDir } })
+      let worker: ReturnType<typeof spawn> | null = null
+      try {
+        const key = await t.onboard('cli-co')
+        const trig = await t.app.inject({
+          method: 'POST',
+          url: '/api/v1/pipelines/run/cli-co/cli/local/prices',
+          headers: t.org(key),
+          payload: { parameters: { n: 1 } },
+        })
+        assert.equal(trig.statusCode, 202, trig.body)
+        const runId = trig.json().run_id as string
+        const env = { ...process.env, ...testEnv(t.backend, { LOG_LEVEL: 'warn', PIPELINE_CONFIG_DIRS: templateDir, WORKER_POLL_MS: '100', SCHEDULER_ENABLED: 'false' }) }
+        worker = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] })
+        const deadline = Date.now() + 30_000
+        let status = 'PENDING'
+        while (Date.now() < deadline) {
+          const res = await t.app.inject({ method: 'GET', url: `/api/v1/pipelines/cli-co/runs/${runId}`, headers: t.org(key) })
+          status = res.json().status
+          if (status !== 'PENDING' && status !== 'RUNNING') break
+          await new Promise((r) => setTimeout(r, 100))
+        }
+        assert.equal(status, 'COMPLETED')
+        const rows = await t.app.inject({ method: 'GET', url: '/api/v1/data/cli-co/tables/price_summary/rows', headers: t.org(key) })
+        assert.equal(rows.statusCode, 200)
+        assert.ok(rows.json().rows.length >= 1)
+        const quota = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/cli-co/quota', headers: t.org(key) })
+        assert.deepEqual([quota.json().concurrent.running, quota.json().succeeded_today], [0, 1])
+        worker.kill('SIGTERM')
+        const [code] = await once(worker, 'exit')
+        assert.equal(code, 0)
+      } finally {
+        if (worker && worker.exitCode === null) worker.kill('SIGKILL')
+        await t.close()
+      }
+    })
+  })
+}
