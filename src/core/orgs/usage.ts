@@ -1,19 +1,15 @@
 // Reads an org's current usage against its limits (GET /organizations/{org}/quota).
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
+import { prepared } from '../db/prepared.js'
 import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
 
 
-/** One query: the subscription's limits joined with today's, this month's and the running counters. */
-export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number) {
-  const row = await db
+const usageQuery = prepared(['day', 'month', 'org'] as const, (db, p) =>
+  db
     .selectFrom('org_subscriptions as s')
-    .leftJoin('org_usage_quotas as d', (j) =>
-      j.onRef('d.org_slug', '=', 's.org_slug').on('d.period', '=', 'day').on('d.period_start', '=', utcDate(now)),
-    )
-    .leftJoin('org_usage_quotas as m', (j) =>
-      j.onRef('m.org_slug', '=', 's.org_slug').on('m.period', '=', 'month').on('m.period_start', '=', utcMonth(now)),
-    )
+    .leftJoin('org_usage_quotas as d', (j) => j.onRef('d.org_slug', '=', 's.org_slug').on('d.period', '=', 'day').on('d.period_start', '=', p.day))
+    .leftJoin('org_usage_quotas as m', (j) => j.onRef('m.org_slug', '=', 's.org_slug').on('m.period', '=', 'month').on('m.period_start', '=', p.month))
     .leftJoin('org_run_slots as r', 'r.org_slug', 's.org_slug')
     .select([
       's.plan_name',
@@ -28,9 +24,13 @@ export async function readUsage(db: Kysely<Database>, orgSlug: string, now: numb
       'm.runs_started as month_runs',
       'r.running',
     ])
-    .where('s.org_slug', '=', orgSlug)
-    .limit(1)
-    .executeTakeFirst()
+    .where('s.org_slug', '=', p.org)
+    .limit(1),
+)
+
+/** One query (compiled once): the subscription's limits joined with today's, this month's and the running counters. */
+export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number) {
+  const [row] = await usageQuery(db, { day: utcDate(now), month: utcMonth(now), org: orgSlug })
   if (!row) return null
   const running = row.running ?? 0
   const usage = (used: number, limit: number, resets: number) => ({

@@ -1,0 +1,25 @@
+// Hot read paths: build and compile a Kysely query once per database, then run it with new values.
+// Values are still bound parameters; only the query building is skipped. The query is built with
+// unique placeholder values and each placeholder is swapped for the caller's value at run time.
+import type { CompiledQuery, Kysely } from 'kysely'
+import type { Database } from './schema.js'
+
+type Compilable<R> = { compile(): CompiledQuery<R> }
+
+export function prepared<K extends string, R>(keys: readonly K[], build: (db: Kysely<Database>, p: Record<K, string>) => Compilable<R>) {
+  const placeholders = Object.fromEntries(keys.map((k) => [k, `\u0000${k}\u0000`])) as Record<K, string>
+  const byPlaceholder = new Map<unknown, K>(keys.map((k) => [placeholders[k], k]))
+  const cache = new WeakMap<Kysely<Database>, CompiledQuery<R>>()
+  return async (db: Kysely<Database>, values: Record<K, unknown>): Promise<R[]> => {
+    let compiled = cache.get(db)
+    if (!compiled) {
+      compiled = build(db, placeholders).compile()
+      const used = new Set(compiled.parameters.filter((p) => byPlaceholder.has(p)))
+      if (used.size !== keys.length) throw new Error('prepared query does not use every placeholder')
+      cache.set(db, compiled)
+    }
+    const parameters = compiled.parameters.map((p) => (byPlaceholder.has(p) ? values[byPlaceholder.get(p)!] : p))
+    const result = await db.executeQuery<R>({ ...compiled, parameters })
+    return result.rows
+  }
+}

@@ -1,0 +1,28 @@
+// prepared(): compiled once per database, values bound per call, every placeholder must be used.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { backendNames, freshBackend } from '../helpers/backends.js'
+import { openDatabase } from '../../src/core/db/database.js'
+import { migrateToLatest } from '../../src/core/db/migrate.js'
+import { prepared } from '../../src/core/db/prepared.js'
+
+for (const backend of backendNames()) {
+  describe(`prepared queries (${backend})`, () => {
+    test('binds fresh values on every call and refuses unused placeholders', async () => {
+      const b = await freshBackend(backend)
+      const db = openDatabase({ databaseUrl: b.databaseUrl, dataDir: b.dataDir })
+      try {
+        await migrateToLatest(db)
+        const byName = prepared(['name'] as const, (k, p) => k.selectFrom('plans').select(['plan_name', 'daily_limit']).where('plan_name', '=', p.name).limit(1))
+        assert.deepEqual(await byName(db.kysely, { name: 'STARTER' }), [{ plan_name: 'STARTER', daily_limit: 6 }])
+        assert.deepEqual(await byName(db.kysely, { name: 'SCALE' }), [{ plan_name: 'SCALE', daily_limit: 100 }])
+        assert.deepEqual(await byName(db.kysely, { name: "STARTER' OR '1'='1" }), [], 'values are bound, never spliced')
+        const unused = prepared(['a', 'b'] as const, (k, p) => k.selectFrom('plans').select('plan_name').where('plan_name', '=', p.a).limit(1))
+        await assert.rejects(unused(db.kysely, { a: 'STARTER', b: 'x' }), /every placeholder/)
+      } finally {
+        await db.close()
+        await b.cleanup()
+      }
+    })
+  })
+}
