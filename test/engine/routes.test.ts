@@ -87,8 +87,20 @@ for (const backend of backendNames()) {
         assert.deepEqual(i2.json(), i1.json())
         assert.equal((await run('alpha', 'tests/local/summary', { parameters: { n: 3 } }, idem)).statusCode, 409)
 
-        // STARTER: 6 runs a day. Two admitted so far.
-        for (let n = 10; n < 14; n++) assert.equal((await run('alpha', 'tests/local/summary', { parameters: { n } })).statusCode, 202)
+        // Racing requests with one key: one admission, every answer identical to it, nothing else admitted.
+        const racing = { ...alpha, 'idempotency-key': 'trigger-key-race' }
+        const raced = await Promise.all(Array.from({ length: 8 }, () => run('alpha', 'tests/local/summary', { parameters: { n: 4 } }, racing)))
+        const runIds = new Set(raced.map((r) => r.json().run_id))
+        assert.equal(runIds.size, 1, raced.map((r) => r.body).join('\n'))
+        assert.ok(raced.every((r) => r.statusCode === 202), raced.map((r) => r.statusCode).join(','))
+        const clash = await Promise.all([
+          run('alpha', 'tests/local/summary', { parameters: { n: 5 } }, { ...alpha, 'idempotency-key': 'trigger-key-clash' }),
+          run('alpha', 'tests/local/summary', { parameters: { n: 6 } }, { ...alpha, 'idempotency-key': 'trigger-key-clash' }),
+        ])
+        assert.deepEqual(clash.map((r) => r.statusCode).sort(), [202, 409], 'the loser of a clash is refused and admits nothing')
+
+        // STARTER: 6 runs a day. Four admitted so far (n = 1, 2, 4 and the winner of the clash).
+        for (let n = 10; n < 12; n++) assert.equal((await run('alpha', 'tests/local/summary', { parameters: { n } })).statusCode, 202)
         const over = await run('alpha', 'tests/local/summary', { parameters: { n: 99 } })
         assert.equal(over.statusCode, 429)
         assert.equal(over.json().code, 'DAILY_QUOTA_EXCEEDED')

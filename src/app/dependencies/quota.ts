@@ -178,8 +178,15 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
 }
 
 /** One atomic admission decision: dedup, limits, counters and the PENDING run row in one transaction. */
-export async function admitRun(db: Db, input: AdmitInput): Promise<AdmitResult> {
-  return db.kysely.transaction().execute((trx) => admitInTransaction(trx, db.dialect, input))
+/** Runs inside the admission transaction once a run is admitted or deduplicated; throwing rolls it back. */
+export type AdmitHook = (trx: Transaction<Database>, result: Exclude<AdmitResult, { kind: 'refused' }>) => Promise<void>
+
+export async function admitRun(db: Db, input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const result = await admitInTransaction(trx, db.dialect, input)
+    if (result.kind !== 'refused' && onDecided) await onDecided(trx, result)
+    return result
+  })
 }
 
 /**

@@ -7,6 +7,7 @@ import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
 import { ApiError } from '../errors.js'
 import { actorOf, requireOrgAuth } from '../dependencies/auth.js'
+import type { AdmitHook, AdmitResult } from '../dependencies/quota.js'
 import { Cursor, decodeCursor, encodeCursor, errorResponses, Id, iso, limitQuery, OrgParams, OrgSlug, Strict } from '../models/common.js'
 import { recordAudit } from '../../core/orgs/audit.js'
 import { requireValidCredential } from '../../core/integrations/credentials.js'
@@ -172,6 +173,8 @@ function engineOf(ctx: AppContext): Engine {
 const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 type TriggerResult = { status: number; body: { run_id: string; status: RunRow['status']; pipeline_id: string; deduplicated: boolean } }
 
+class IdempotencyKeyTaken extends Error {}
+
 async function findTriggerReplay(ctx: AppContext, scope: string, key: string, hash: string): Promise<TriggerResult | null> {
   const row = await ctx.db.kysely
     .selectFrom('org_idempotency_keys')
@@ -231,32 +234,51 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
           return reply.code(replay.status).send(replay.body)
         }
       }
-      const result = await engine.admit({
-        org_slug: org,
-        pipeline_id: template.id,
-        parameters: checked.parameters,
-        dedup_key: computeDedupKey(template.id, checked.parameters),
-        trigger_type: 'api',
-        triggered_by: actorOf(req),
-        max_attempts: DEFAULT_RUN_MAX_ATTEMPTS,
-        now,
+      const viewOf = (r: Exclude<AdmitResult, { kind: 'refused' }>): TriggerResult => ({
+        status: r.kind === 'admitted' ? 202 : 200,
+        body: { run_id: r.run.run_id, status: r.run.status, pipeline_id: template.id, deduplicated: r.kind === 'deduplicated' },
       })
+      // The Idempotency-Key record commits with the admission; a concurrent request holding the same
+      // key loses the insert, rolls its admission back and answers with the stored response.
+      const storeKey: AdmitHook | undefined = idemKey
+        ? async (trx, decided) => {
+            const out = viewOf(decided)
+            const stored = await trx
+              .insertInto('org_idempotency_keys')
+              .values({ scope, idempotency_key: idemKey, request_hash: hash, status_code: out.status, response: JSON.stringify(out.body), created_at: now, expires_at: now + IDEMPOTENCY_TTL_MS })
+              .onConflict((oc) => oc.columns(['scope', 'idempotency_key']).doNothing())
+              .executeTakeFirst()
+            if (Number(stored.numInsertedOrUpdatedRows ?? 0n) === 0) throw new IdempotencyKeyTaken()
+          }
+        : undefined
+      let result: AdmitResult
+      try {
+        result = await engine.admit(
+          {
+            org_slug: org,
+            pipeline_id: template.id,
+            parameters: checked.parameters,
+            dedup_key: computeDedupKey(template.id, checked.parameters),
+            trigger_type: 'api',
+            triggered_by: actorOf(req),
+            max_attempts: DEFAULT_RUN_MAX_ATTEMPTS,
+            now,
+          },
+          storeKey,
+        )
+      } catch (err) {
+        if (!(err instanceof IdempotencyKeyTaken) || !idemKey) throw err
+        const replay = await findTriggerReplay(ctx, scope, idemKey, hash)
+        if (!replay) throw new ApiError('IDEMPOTENCY_CONFLICT')
+        reply.header('Idempotent-Replayed', 'true')
+        return reply.code(replay.status).send(replay.body)
+      }
       if (result.kind === 'refused') {
         // An inactive subscription means the key no longer authorizes anything (the guard's rule).
         if (result.code === 'SUBSCRIPTION_INACTIVE') throw new ApiError('INVALID_API_KEY')
         throw new ApiError(result.code, { retryAfterSeconds: result.retryAfterSeconds })
       }
-      const out: TriggerResult = {
-        status: result.kind === 'admitted' ? 202 : 200,
-        body: { run_id: result.run.run_id, status: result.run.status, pipeline_id: template.id, deduplicated: result.kind === 'deduplicated' },
-      }
-      if (idemKey) {
-        await ctx.db.kysely
-          .insertInto('org_idempotency_keys')
-          .values({ scope, idempotency_key: idemKey, request_hash: hash, status_code: out.status, response: JSON.stringify(out.body), created_at: now, expires_at: now + IDEMPOTENCY_TTL_MS })
-          .onConflict((oc) => oc.columns(['scope', 'idempotency_key']).doNothing())
-          .execute()
-      }
+      const out = viewOf(result)
       if (result.kind === 'admitted') {
         await recordAudit(
           ctx.db.kysely,

@@ -7,7 +7,7 @@ import type { Config } from '../../app/config.js'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import type { ProcessorRegistry } from '../processors/registry.js'
-import { admitRun, type AdmitInput, type AdmitResult } from '../../app/dependencies/quota.js'
+import { admitRun, type AdmitHook, type AdmitInput, type AdmitResult } from '../../app/dependencies/quota.js'
 import { requestCancel, type CancelResult } from './runs.js'
 import type { EngineDeps, EngineLogger } from './executor.js'
 import { createEngineMetrics, type EngineMetrics } from './metrics.js'
@@ -45,7 +45,7 @@ export interface Engine {
   maintenance: Maintenance
   metrics: EngineMetrics
   /** admitRun plus metrics, and an immediate poll by this process's workers when admitted. */
-  admit(input: AdmitInput): Promise<AdmitResult>
+  admit(input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult>
   start(opts: { workers: boolean; scheduler: boolean; maintenance?: boolean }): void
   stop(deadlineMs: number): Promise<void>
   cancelRun(orgSlug: string, runId: string): Promise<CancelResult>
@@ -102,8 +102,8 @@ export function createEngine(o: EngineOptions): Engine {
 
   return {
     catalog, workers, scheduler, reaper, maintenance, metrics,
-    async admit(input) {
-      const r = await admitRun(o.db, input)
+    async admit(input, onDecided) {
+      const r = await admitRun(o.db, input, onDecided)
       metrics.admissions.inc({ result: r.kind })
       if (r.kind === 'refused') metrics.refusals.inc({ reason: r.code })
       if (r.kind === 'admitted') workers.nudge()
