@@ -50,8 +50,10 @@ export function exitOnConfigError(err: unknown): never {
     process.stderr.write(`tenantflow: ${err.message}\n`)
     process.exit(2)
   }
-  process.stderr.write('tenantflow: startup failed\n')
-  if (err instanceof Error) process.stderr.write(`${err.name}: ${err.message.slice(0, 500)}\n`)
+  // Driver messages can carry connection details: print the error's kind and code only.
+  const code = (err as { code?: unknown } | null)?.code
+  const kind = err instanceof Error ? err.name : 'Error'
+  process.stderr.write(`tenantflow: startup failed (${kind}${typeof code === 'string' ? ` ${code.slice(0, 40)}` : ''})\n`)
   process.exit(1)
 }
 
