@@ -100,5 +100,3 @@ export function problem(status: number, code: string, requestId: string, fields?
   if (fields && fields.length > 0) body.errors = fields.slice(0, 20).map((path) => ({ path: path.slice(0, 200) }))
   return body
 }
-
-export const notFound = () => new ApiError('NOT_FOUND')

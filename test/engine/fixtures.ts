@@ -267,6 +267,25 @@ export function writeTemplates(files: Record<string, string>, root = mkdtempSync
   return root
 }
 
+/** A template built only from a built-in processor with no integration: summarizes the org's seeded price table. */
+export const PRICE_SUMMARY_TEMPLATE = `
+description: summarizes the org's price table
+parameters:
+  n: { type: integer, min: 0, max: 100000 }
+steps:
+  - id: summarize
+    processor: generic.sql_transform
+    config:
+      sql: SELECT provider, COUNT(*) AS models FROM model_prices GROUP BY provider
+      destination:
+        name: price_summary
+        columns:
+          - { name: provider, type: text }
+          - { name: models, type: integer }
+        natural_key: [provider]
+      max_rows: 100
+`
+
 export const silentLogger: EngineLogger = { info() {}, warn() {}, error() {}, debug() {} }
 
 export function fakeDeps(): EngineDeps {

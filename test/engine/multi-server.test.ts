@@ -6,27 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { freshBackend, needsPostgres, testEnv } from '../helpers/backends.js'
 import { TEST_ROOT_KEY } from '../helpers/app.js'
-import { writeTemplates } from './fixtures.js'
+import { PRICE_SUMMARY_TEMPLATE, writeTemplates } from './fixtures.js'
 
-const templateDir = writeTemplates({
-  'race/local/hold.yml': `
-description: holds a concurrency slot (no workers run in this test)
-parameters:
-  n: { type: integer, min: 0, max: 100000 }
-steps:
-  - id: summarize
-    processor: generic.sql_transform
-    config:
-      sql: SELECT provider, COUNT(*) AS models FROM model_prices GROUP BY provider
-      destination:
-        name: price_summary
-        columns:
-          - { name: provider, type: text }
-          - { name: models, type: integer }
-        natural_key: [provider]
-      max_rows: 100
-`,
-})
+const templateDir = writeTemplates({ 'race/local/hold.yml': PRICE_SUMMARY_TEMPLATE })
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -6,27 +6,9 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { backendNames, testEnv } from '../helpers/backends.js'
 import { buildTestApp } from '../helpers/app.js'
-import { writeTemplates } from './fixtures.js'
+import { PRICE_SUMMARY_TEMPLATE, writeTemplates } from './fixtures.js'
 
-const templateDir = writeTemplates({
-  'cli/local/prices.yml': `
-description: summarizes the org's price table
-parameters:
-  n: { type: integer, min: 0, max: 1000 }
-steps:
-  - id: summarize
-    processor: generic.sql_transform
-    config:
-      sql: SELECT provider, COUNT(*) AS models FROM model_prices GROUP BY provider
-      destination:
-        name: price_summary
-        columns:
-          - { name: provider, type: text }
-          - { name: models, type: integer }
-        natural_key: [provider]
-      max_rows: 100
-`,
-})
+const templateDir = writeTemplates({ 'cli/local/prices.yml': PRICE_SUMMARY_TEMPLATE })
 
 for (const backend of backendNames()) {
   describe(`tenantflow worker (${backend})`, () => {

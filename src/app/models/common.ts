@@ -2,10 +2,11 @@
 // every array a maxItems, every number bounds; objects reject unknown fields.
 import Type, { type TSchema } from 'typebox'
 import { ApiError } from '../errors.js'
+import { ID_PATTERN } from '../../core/ids.js'
 
 export const SLUG_PATTERN = '^[a-z0-9][a-z0-9_-]{2,63}$'
 export const OrgSlug = Type.String({ pattern: SLUG_PATTERN, minLength: 3, maxLength: 64 })
-export const Id = Type.String({ pattern: '^[a-z]{2,5}_[0-9A-Za-z]{10,40}$', maxLength: 48 })
+export const Id = Type.String({ pattern: ID_PATTERN, maxLength: 48 })
 export const Cursor = Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$', maxLength: 512 })
 export const Timestamp = Type.Union([Type.Integer({ minimum: 0, maximum: 1e15 }), Type.Null()])
 export const IsoTime = Type.Union([Type.String({ maxLength: 40 }), Type.Null()])

@@ -1,8 +1,6 @@
 // Kysely table types for the system tables (SPEC §9). Conventions, identical on both backends:
 // times are epoch milliseconds (BIGINT), calendar dates are 'YYYY-MM-DD' text, booleans are 0/1,
 // JSON is stored as text. One code path reads both backends.
-import type { Generated } from 'kysely'
-
 export interface PlansTable {
   plan_name: string
   daily_limit: number
@@ -198,5 +196,3 @@ export interface Database {
   org_idempotency_keys: OrgIdempotencyKeysTable
   org_dataset_tables: OrgDatasetTablesTable
 }
-
-export type { Generated }

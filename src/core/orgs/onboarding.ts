@@ -178,7 +178,7 @@ export async function onboardOrg(deps: OrgDeps, input: OnboardInput, meta: { ide
   try {
     await deps.createDataset(input.org_slug)
   } catch (err) {
-    await deleteOrgRows(db, input.org_slug, { keepAudit: false })
+    await deleteOrgRows(db, input.org_slug)
     await db.deleteFrom('org_idempotency_keys').where('scope', '=', 'onboard').where('request_hash', '=', hash).execute()
     throw err
   }
@@ -227,7 +227,7 @@ const ORG_TABLES = [
   'org_profiles',
 ] as const
 
-async function deleteOrgRows(db: Kysely<Database>, orgSlug: string, _opts: { keepAudit: boolean }): Promise<Record<string, number>> {
+async function deleteOrgRows(db: Kysely<Database>, orgSlug: string): Promise<Record<string, number>> {
   const counts: Record<string, number> = {}
   for (const table of ORG_TABLES) {
     const r = await db.deleteFrom(table).where('org_slug', '=', orgSlug).executeTakeFirst()
@@ -274,7 +274,7 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
       .where('status', 'in', ['PENDING', 'RUNNING'])
       .executeTakeFirst()
     const credentials = await deps.destroyCredentials(trx, orgSlug)
-    const rows = await deleteOrgRows(trx, orgSlug, { keepAudit: true })
+    const rows = await deleteOrgRows(trx, orgSlug)
     await trx.deleteFrom('org_integration_credentials').where('org_slug', '=', orgSlug).execute()
     return { revoked: Number(revoked.numUpdatedRows), cancelled: Number(cancelled.numUpdatedRows), credentials, rows }
   })
