@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import AjvModule from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { parseInstant } from '../core/clock.js'
 import swagger from '@fastify/swagger'
 import Type from 'typebox'
 import type { AppContext } from './context.js'
@@ -54,6 +55,9 @@ export interface BuildOptions {
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: coerce, useDefaults: true, removeAdditional: false })
   addFormats(ajv)
+  // ajv's date-time admits leap seconds (23:59:60), which no JavaScript time can hold: accept only
+  // timestamps that name a representable instant, so a handler never sees one it cannot store or render.
+  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => parseInstant(s) !== null })
   return ajv
 }
 

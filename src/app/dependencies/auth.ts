@@ -44,6 +44,9 @@ export interface AuthOptions {
   lastUsedFlushMs: number
 }
 
+/** Background retries of a failed cross-instance eviction broadcast. */
+const EVICT_RETRY_DELAYS_MS = [1_000, 5_000, 15_000]
+
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest()
 
 export class AuthService {
@@ -149,6 +152,27 @@ export class AuthService {
   async evictOrg(orgSlug: string): Promise<void> {
     this.evictOrgLocal(orgSlug)
     await this.bus.publish({ type: 'auth.evict_org', org_slug: orgSlug })
+  }
+
+  /**
+   * For a change that has already committed: evicts here at once, broadcasts to the other instances,
+   * and never throws. A failed broadcast is retried in the background (the change is durable; other
+   * instances' caches also expire within the cache TTL), so the caller can still answer with what it
+   * committed (e.g. a rotated key) instead of a 500 that would hide it.
+   */
+  async evictOrgAfterCommit(orgSlug: string, onFailure: (err: unknown, attempt: number) => void): Promise<boolean> {
+    this.evictOrgLocal(orgSlug)
+    const attempt = async (n: number): Promise<boolean> => {
+      try {
+        await this.bus.publish({ type: 'auth.evict_org', org_slug: orgSlug })
+        return true
+      } catch (err) {
+        onFailure(err, n)
+        if (n < EVICT_RETRY_DELAYS_MS.length) setTimeout(() => void attempt(n + 1), EVICT_RETRY_DELAYS_MS[n]).unref()
+        return false
+      }
+    }
+    return attempt(0)
   }
 
   private evictOrgLocal(orgSlug: string): void {

@@ -46,6 +46,13 @@ async function requireOrg(ctx: AppContext, orgSlug: string): Promise<void> {
 
 const noStore = { 'Cache-Control': 'no-store' }
 
+/** Cache eviction after a committed change: never turns the committed answer into a 5xx. */
+function evictAfterCommit(ctx: AppContext, orgSlug: string): Promise<boolean> {
+  return ctx.auth.evictOrgAfterCommit(orgSlug, (err, attempt) =>
+    ctx.logger.warn({ org: orgSlug, attempt, err_name: (err as Error)?.name }, 'auth cache eviction broadcast failed; retrying in the background'),
+  )
+}
+
 export function organizationRoutes(app: App, ctx: AppContext): void {
   const deps = orgDeps(ctx)
 
@@ -96,23 +103,26 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const now = ctx.clock.now()
-      const result = await updateSubscription(ctx.db.kysely, req.params.org_slug, req.body, now)
-      if (!result) throw new ApiError('ORG_NOT_FOUND')
-      await ctx.auth.evictOrg(req.params.org_slug)
-      await recordAudit(
-        ctx.db.kysely,
-        {
-          org_slug: req.params.org_slug,
-          actor: actorOf(req),
-          action: 'subscription.updated',
-          resource_type: 'subscription',
-          resource_id: result.after.subscription_id,
-          details: { changed: Object.keys(req.body), plan: result.after.plan_name, status: result.after.status },
-          request_id: String(req.id),
-        },
-        now,
-      )
-      return subscriptionView(result.after)
+      // Audit and rendering happen inside the transaction: a failure there answers 500 with nothing committed.
+      const view = await updateSubscription(ctx.db.kysely, req.params.org_slug, req.body, now, async (trx, result) => {
+        await recordAudit(
+          trx,
+          {
+            org_slug: req.params.org_slug,
+            actor: actorOf(req),
+            action: 'subscription.updated',
+            resource_type: 'subscription',
+            resource_id: result.after.subscription_id,
+            details: { changed: Object.keys(req.body), plan: result.after.plan_name, status: result.after.status },
+            request_id: String(req.id),
+          },
+          now,
+        )
+        return subscriptionView(result.after)
+      })
+      if (!view) throw new ApiError('ORG_NOT_FOUND')
+      await evictAfterCommit(ctx, req.params.org_slug)
+      return view
     },
   )
 

@@ -1,6 +1,7 @@
 // Subscription reads and changes. Limits always come from the subscription row (seeded from the
 // plan, overridable within bounds), never from counters.
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
+import { parseInstant } from '../clock.js'
 import type { Database, SubscriptionStatus } from '../db/schema.js'
 import { PLANS, type PlanName } from './plans.js'
 
@@ -19,8 +20,29 @@ export async function getSubscription(db: Kysely<Database>, orgSlug: string) {
   return db.selectFrom('org_subscriptions').selectAll().where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
 }
 
-/** Applies a change; a new plan resets limits to that plan's defaults unless overridden in the same call. */
-export async function updateSubscription(db: Kysely<Database>, orgSlug: string, change: SubscriptionChange, now: number) {
+export type SubscriptionRow = Database['org_subscriptions']
+export interface SubscriptionUpdate {
+  before: SubscriptionRow
+  after: SubscriptionRow
+}
+
+/**
+ * Applies a change; a new plan resets limits to that plan's defaults unless overridden in the same call.
+ * `finish` runs inside the transaction (audit, rendering the response): if it throws, nothing commits.
+ */
+export async function updateSubscription<T>(
+  db: Kysely<Database>,
+  orgSlug: string,
+  change: SubscriptionChange,
+  now: number,
+  finish: (trx: Transaction<Database>, result: SubscriptionUpdate) => Promise<T> | T,
+): Promise<T | null> {
+  let trialEnd: number | null | undefined
+  if (change.trial_end_date === undefined || change.trial_end_date === null) trialEnd = change.trial_end_date
+  else {
+    trialEnd = parseInstant(change.trial_end_date)
+    if (trialEnd === null) throw new RangeError('trial_end_date is not a representable instant')
+  }
   return db.transaction().execute(async (trx) => {
     const current = await trx.selectFrom('org_subscriptions').selectAll().where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
     if (!current) return null
@@ -33,11 +55,10 @@ export async function updateSubscription(db: Kysely<Database>, orgSlug: string, 
       concurrent_limit: change.concurrent_limit ?? base.concurrent_limit,
       requests_per_minute: change.requests_per_minute ?? base.requests_per_minute,
       triggers_per_minute: change.triggers_per_minute ?? base.triggers_per_minute,
-      trial_end_at:
-        change.trial_end_date === undefined ? current.trial_end_at : change.trial_end_date === null ? null : Date.parse(change.trial_end_date),
+      trial_end_at: trialEnd === undefined ? current.trial_end_at : trialEnd,
       updated_at: now,
     }
     await trx.updateTable('org_subscriptions').set(next).where('org_slug', '=', orgSlug).execute()
-    return { before: current, after: { ...current, ...next } }
+    return finish(trx, { before: current, after: { ...current, ...next } })
   })
 }
