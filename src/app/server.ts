@@ -7,7 +7,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import AjvModule from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { parseInstant } from '../core/clock.js'
-import swagger from '@fastify/swagger'
 import Type from 'typebox'
 import type { AppContext } from './context.js'
 import { ApiError, problem } from './errors.js'
@@ -19,6 +18,7 @@ import { dataRoutes } from './routers/data.js'
 import { integrationRoutes } from './routers/integrations.js'
 import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
+import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -109,7 +109,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // Every route must declare its guard; a route without one stops startup.
   const routeTable: RouteInfo[] = []
   app.decorate('routeTable', routeTable)
-  app.addHook('onRoute', (route) => {
+  app.addHook('onRoute', function (route) {
+    // The docs UI plugin's own pages and assets are public (it cannot declare a guard itself).
+    if (!(route.config as { auth?: string } | undefined)?.auth && (this as unknown as Record<string, unknown>)[DOCS_SCOPE] === true) {
+      route.config = { ...route.config, auth: 'public' } as typeof route.config
+    }
     const auth = (route.config as { auth?: string } | undefined)?.auth
     if (!auth || !GUARDS.includes(auth as GuardKind)) {
       throw new Error(`route ${route.method} ${route.url} does not declare a guard (config.auth)`)
@@ -167,20 +171,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, req, { status: 404, code: 'NOT_FOUND' }))
 
-  if (ctx.config.enableApiDocs) {
-    await app.register(swagger, {
-      openapi: {
-        info: { title: 'tenantflow', version: '0.1.0' },
-        components: {
-          securitySchemes: {
-            rootKey: { type: 'apiKey', in: 'header', name: 'X-CA-Root-Key' },
-            orgKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-          },
-        },
-      },
-    })
-    app.get('/docs/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger())
-  }
+  if (ctx.config.enableApiDocs) await registerApiDocs(app)
 
   healthRoutes(app, ctx)
   adminRoutes(app, ctx)

@@ -1,0 +1,345 @@
+// The OpenAPI description of every route, in one place keyed by "METHOD /url" (the Fastify URL).
+// Routers stay free of documentation; the docs plugin applies these entries when it builds the
+// document. `errors` lists only the codes the HANDLER can throw: the guard's and input validation's
+// codes are derived from the route table (route-errors.ts). test/core/openapi.test.ts fails when a
+// visible route has no entry here, or when an entry's `errors` differ from what the handler throws.
+import type { ErrorCode } from '../errors.js'
+
+export const TAGS = [
+  { name: 'Health', description: 'Liveness, readiness and Prometheus metrics for operators and load balancers.' },
+  { name: 'Admin', description: 'Operator endpoints (root key): bootstrap, organization listing, audit logs of any org.' },
+  { name: 'Organizations', description: 'Onboarding, subscription, quota, API key rotation, audit log, model prices and offboarding.' },
+  { name: 'Integrations', description: 'Provider credentials of an org: setup (envelope-encrypted), validation, status, deletion.' },
+  { name: 'Pipelines', description: 'The pipeline catalogue and triggering a run.' },
+  { name: 'Runs', description: 'Runs of an org: list, detail, steps, cancel.' },
+  { name: 'Schedules', description: 'Cron schedules that trigger pipelines.' },
+  { name: 'Data', description: "The org's own dataset: tables and rows written by its pipelines." },
+] as const
+
+export type Tag = (typeof TAGS)[number]['name']
+
+export interface OperationDoc {
+  operationId: string
+  summary: string
+  description: string
+  tag: Tag
+  /** Error codes the handler itself can throw (the guard's and validation's are added automatically). */
+  errors: ErrorCode[]
+  /** Description of each success status the route declares. */
+  responses: Record<number, string>
+  /** An example request body (routes with a body). */
+  example?: Record<string, unknown>
+  /** Component names for the request body and success response (default: derived from operationId). */
+  schemas?: { request?: string; response?: string }
+  /** Media type of a non-JSON success response (e.g. /metrics). */
+  produces?: string
+}
+
+/** Every credential-service failure the integration routes map onto the catalogue (integrations.ts `mapped`). */
+const CREDENTIAL_ERRORS: ErrorCode[] = ['INVALID_CREDENTIAL_FORMAT', 'UNSUPPORTED_PROVIDER', 'NOT_FOUND', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE']
+const QUOTA_REFUSALS: ErrorCode[] = ['DAILY_QUOTA_EXCEEDED', 'MONTHLY_QUOTA_EXCEEDED', 'CONCURRENT_LIMIT_EXCEEDED']
+
+export const OPERATIONS: Record<string, OperationDoc> = {
+  'GET /health': {
+    operationId: 'getHealth',
+    summary: 'Service health',
+    description: 'Always answers while the process runs: status, version and environment name. No key needed.',
+    tag: 'Health',
+    errors: [],
+    responses: { 200: 'The service is up' },
+  },
+  'GET /health/live': {
+    operationId: 'getLiveness',
+    summary: 'Liveness probe',
+    description: '200 while the process is alive and not shutting down; 503 `SHUTTING_DOWN` during graceful shutdown.',
+    tag: 'Health',
+    errors: ['SHUTTING_DOWN'],
+    responses: { 200: 'The process is alive' },
+  },
+  'GET /health/ready': {
+    operationId: 'getReadiness',
+    summary: 'Readiness probe',
+    description: 'Checks the database (5 s bound). 503 when the database does not answer or the process is shutting down.',
+    tag: 'Health',
+    errors: ['SHUTTING_DOWN', 'SERVICE_UNAVAILABLE'],
+    responses: { 200: 'Ready to serve traffic' },
+  },
+  'GET /metrics': {
+    operationId: 'getMetrics',
+    summary: 'Prometheus metrics',
+    description: 'Prometheus text exposition of request, rate-limit, auth-failure, run and worker metrics. Root key.',
+    tag: 'Health',
+    errors: [],
+    responses: { 200: 'Metrics in the Prometheus text format' },
+    produces: 'text/plain',
+  },
+  'POST /api/v1/admin/bootstrap': {
+    operationId: 'bootstrap',
+    summary: 'Create or upgrade the schema',
+    description: 'Runs the pending migrations and lists the tables created and the tables that already existed. Idempotent.',
+    tag: 'Admin',
+    errors: [],
+    responses: { 200: 'Migrations applied' },
+    example: {},
+  },
+  'GET /api/v1/admin/organizations': {
+    operationId: 'listOrganizations',
+    summary: 'List organizations',
+    description: 'Every org with its plan and subscription status, by slug, keyset-paged (`limit` ≤ 100, `cursor` from `next_cursor`).',
+    tag: 'Admin',
+    errors: ['INVALID_CURSOR'],
+    responses: { 200: 'A page of organizations' },
+  },
+  'GET /api/v1/admin/organizations/:org_slug': {
+    operationId: 'getOrganization',
+    summary: 'Organization detail',
+    description: "An org's profile, subscription limits, today's usage, active key count and total runs.",
+    tag: 'Admin',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The organization' },
+  },
+  'GET /api/v1/admin/audit-logs/:org_slug': {
+    operationId: 'adminListAuditLogs',
+    summary: "Any org's audit log (operator)",
+    description: 'Audit entries of the org, newest first, keyset-paged (`limit` ≤ 100).',
+    tag: 'Admin',
+    errors: ['INVALID_CURSOR'],
+    responses: { 200: 'A page of audit entries' },
+    schemas: { response: 'AuditLogPage' },
+  },
+  'POST /api/v1/organizations/dryrun': {
+    operationId: 'dryRunOnboarding',
+    summary: 'Check an onboarding without doing it',
+    description: 'Runs the onboarding checks (slug free, plan known, email valid, ...) and reports each; writes nothing.',
+    tag: 'Organizations',
+    errors: [],
+    responses: { 200: 'The checks and whether onboarding would succeed' },
+    example: { org_slug: 'acme', company_name: 'Acme Inc', admin_email: 'admin@acme.example.com', subscription_plan: 'STARTER' },
+    schemas: { request: 'OnboardRequest' },
+  },
+  'POST /api/v1/organizations/onboard': {
+    operationId: 'onboardOrganization',
+    summary: 'Onboard an organization',
+    description:
+      'Creates the org, its subscription, its dataset and its first API key (returned once, never again). ' +
+      'Send `Idempotency-Key` to retry safely: the same key and body replay the first answer (`Idempotent-Replayed: true`); another body is a 409.',
+    tag: 'Organizations',
+    errors: ['ORG_EXISTS', 'IDEMPOTENCY_CONFLICT'],
+    responses: { 201: 'Created; the body holds the API key (shown once)', 200: 'Replay of an earlier onboarding with the same Idempotency-Key' },
+    example: { org_slug: 'acme', company_name: 'Acme Inc', admin_email: 'admin@acme.example.com', subscription_plan: 'STARTER', trial_days: 14 },
+    schemas: { request: 'OnboardRequest', response: 'OnboardResult' },
+  },
+  'GET /api/v1/organizations/:org_slug/subscription': {
+    operationId: 'getSubscription',
+    summary: 'Read the subscription',
+    description: "The org's plan, status and limits. The org's key or the root key.",
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The subscription' },
+    schemas: { response: 'Subscription' },
+  },
+  'PUT /api/v1/organizations/:org_slug/subscription': {
+    operationId: 'updateSubscription',
+    summary: 'Change plan, status or limits',
+    description: 'Root key only. Fields left out keep their value; a plan change applies that plan\'s limits unless limits are given too.',
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The updated subscription' },
+    example: { plan_name: 'PROFESSIONAL', status: 'ACTIVE' },
+    schemas: { request: 'SubscriptionUpdate', response: 'Subscription' },
+  },
+  'GET /api/v1/organizations/:org_slug/quota': {
+    operationId: 'getQuota',
+    summary: 'Quota usage',
+    description: 'Runs used and remaining today and this month, running runs against the concurrency limit, request limits.',
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'Current usage against the limits' },
+  },
+  'GET /api/v1/organizations/:org_slug/api-key': {
+    operationId: 'getApiKeyInfo',
+    summary: 'Current API key metadata',
+    description: 'Key id, fingerprint (last characters), creation, last use and expiry. Never the key itself.',
+    tag: 'Organizations',
+    errors: ['NOT_FOUND'],
+    responses: { 200: 'The active key' },
+  },
+  'POST /api/v1/organizations/:org_slug/api-key/rotate': {
+    operationId: 'rotateApiKey',
+    summary: 'Rotate the API key',
+    description:
+      'Issues a new key (returned once). The previous key keeps working for `grace_seconds` and stops at `previous_key_expires_at`.',
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The new key' },
+    example: { grace_seconds: 3600 },
+  },
+  'DELETE /api/v1/organizations/:org_slug': {
+    operationId: 'offboardOrganization',
+    summary: 'Offboard an organization',
+    description:
+      'Root key. Revokes every key, cancels runs, destroys credentials (crypto-shredded), drops the dataset and deletes the org\'s rows. ' +
+      '`confirm_org_slug` must repeat the slug.',
+    tag: 'Organizations',
+    errors: ['CONFIRMATION_MISMATCH', 'ORG_NOT_FOUND'],
+    responses: { 200: 'What was removed' },
+    example: { confirm_org_slug: 'acme' },
+  },
+  'POST /api/v1/integrations/:org_slug/:provider/setup': {
+    operationId: 'setupIntegration',
+    summary: 'Store a provider credential',
+    description:
+      'Encrypts the credential (envelope encryption), validates it live against the provider unless `skip_validation`, and makes it the active one. ' +
+      'OpenAI and Anthropic usage pipelines need ADMIN keys (`sk-admin-…`, `sk-ant-admin…`); gcp takes a service-account JSON with `metadata.project_id` ' +
+      '(and `metadata.billing_table` for billing); http takes a bearer token with `metadata.base_url`.',
+    tag: 'Integrations',
+    errors: CREDENTIAL_ERRORS,
+    responses: { 200: 'Stored; `status` says whether validation passed' },
+    example: { credential: 'sk-admin-REPLACE_ME_with_your_admin_key', credential_name: 'usage reader' },
+  },
+  'POST /api/v1/integrations/:org_slug/:provider/validate': {
+    operationId: 'validateIntegration',
+    summary: 'Re-validate the stored credential',
+    description: 'Decrypts the active credential, checks it with the provider and records the result (status and sanitized error code).',
+    tag: 'Integrations',
+    errors: CREDENTIAL_ERRORS,
+    responses: { 200: 'The credential status after validation' },
+    example: {},
+    schemas: { response: 'IntegrationStatus' },
+  },
+  'GET /api/v1/integrations/:org_slug': {
+    operationId: 'listIntegrations',
+    summary: 'Status of every provider',
+    description: 'One entry per provider (NOT_CONFIGURED when none is stored): status, fingerprint, last validation and error code.',
+    tag: 'Integrations',
+    errors: [],
+    responses: { 200: 'All providers' },
+  },
+  'GET /api/v1/integrations/:org_slug/:provider': {
+    operationId: 'getIntegration',
+    summary: 'Status of one provider',
+    description: 'The active credential of the provider: status, name, fingerprint, last validation, last error code.',
+    tag: 'Integrations',
+    errors: CREDENTIAL_ERRORS,
+    responses: { 200: 'The credential status' },
+    schemas: { response: 'IntegrationStatus' },
+  },
+  'DELETE /api/v1/integrations/:org_slug/:provider': {
+    operationId: 'deleteIntegration',
+    summary: 'Delete a provider credential',
+    description: 'Retires and crypto-shreds the credential; pipelines needing it stop being triggerable.',
+    tag: 'Integrations',
+    errors: CREDENTIAL_ERRORS,
+    responses: { 200: 'Deleted' },
+    example: {},
+  },
+  'GET /api/v1/pipelines': {
+    operationId: 'listPipelines',
+    summary: 'Pipeline catalogue',
+    description: 'Every loaded template: id, required integration, parameters (type, bounds, defaults) and steps.',
+    tag: 'Pipelines',
+    errors: ['SERVICE_UNAVAILABLE'],
+    responses: { 200: 'The catalogue' },
+  },
+  'POST /api/v1/pipelines/run/:org_slug/:provider/:domain/:pipeline': {
+    operationId: 'triggerPipeline',
+    summary: 'Trigger a run',
+    description:
+      'Checks the parameters, the integration (must be VALID) and the quota atomically, then queues the run (202). ' +
+      'An identical run already queued or running is returned instead (200, `deduplicated: true`). ' +
+      '`Idempotency-Key` makes retries safe for 24 h: same key + same body replays the first answer; another body is a 409.',
+    tag: 'Pipelines',
+    errors: [
+      'INVALID_API_KEY',
+      'SERVICE_UNAVAILABLE',
+      'TRIGGER_RATE_LIMITED',
+      'TEMPLATE_NOT_FOUND',
+      'INVALID_PARAMETERS',
+      'INTEGRATION_NOT_CONFIGURED',
+      'IDEMPOTENCY_CONFLICT',
+      ...QUOTA_REFUSALS,
+    ],
+    responses: { 202: 'Run admitted and queued', 200: 'An identical active run (deduplicated) or an Idempotency-Key replay' },
+    example: { parameters: { date: '2026-11-30' } },
+  },
+  'GET /api/v1/pipelines/:org_slug/runs': {
+    operationId: 'listRuns',
+    summary: 'List runs',
+    description: 'Runs of the org, newest first, filtered by `status` and `pipeline_id`, keyset-paged.',
+    tag: 'Runs',
+    errors: ['INVALID_CURSOR'],
+    responses: { 200: 'A page of runs' },
+  },
+  'GET /api/v1/pipelines/:org_slug/runs/:run_id': {
+    operationId: 'getRun',
+    summary: 'Run detail',
+    description: 'Status, timing, attempts, rows processed and the sanitized error of one run.',
+    tag: 'Runs',
+    errors: ['RUN_NOT_FOUND'],
+    responses: { 200: 'The run' },
+    schemas: { response: 'Run' },
+  },
+  'GET /api/v1/pipelines/:org_slug/runs/:run_id/steps': {
+    operationId: 'listRunSteps',
+    summary: 'Steps of a run',
+    description: 'Each step attempt of the run with its status, timing and error, in start order, keyset-paged.',
+    tag: 'Runs',
+    errors: ['RUN_NOT_FOUND', 'INVALID_CURSOR'],
+    responses: { 200: 'A page of steps' },
+  },
+  'POST /api/v1/pipelines/:org_slug/runs/:run_id/cancel': {
+    operationId: 'cancelRun',
+    summary: 'Cancel a run',
+    description: 'A queued run is cancelled at once; a running one is asked to stop (CANCEL_REQUESTED). A finished run is a 409.',
+    tag: 'Runs',
+    errors: ['SERVICE_UNAVAILABLE', 'RUN_NOT_FOUND', 'INVALID_STATE'],
+    responses: { 202: 'Cancelled or cancellation requested' },
+    example: {},
+  },
+  'GET /api/v1/scheduler/:org_slug/schedules': {
+    operationId: 'listSchedules',
+    summary: 'List schedules',
+    description: 'The org\'s schedules with their next and last run.',
+    tag: 'Schedules',
+    errors: ['INVALID_CURSOR'],
+    responses: { 200: 'The schedules' },
+  },
+  'POST /api/v1/scheduler/:org_slug/schedules': {
+    operationId: 'createSchedule',
+    summary: 'Create a schedule',
+    description: 'A 5-field cron expression in an IANA timezone that triggers a pipeline with fixed parameters (quota applies to each run).',
+    tag: 'Schedules',
+    errors: ['SERVICE_UNAVAILABLE', 'TEMPLATE_NOT_FOUND', 'ORG_NOT_FOUND', 'INVALID_STATE', 'INVALID_PARAMETERS', 'VALIDATION_FAILED'],
+    responses: { 201: 'The schedule' },
+    example: { pipeline_id: 'openai/usage/daily', cron: '0 6 * * *', timezone: 'UTC', parameters: {} },
+    schemas: { response: 'Schedule' },
+  },
+  'DELETE /api/v1/scheduler/:org_slug/schedules/:schedule_id': {
+    operationId: 'deleteSchedule',
+    summary: 'Delete a schedule',
+    description: 'Stops future triggers; runs already admitted continue.',
+    tag: 'Schedules',
+    errors: ['NOT_FOUND'],
+    responses: { 200: 'Deleted' },
+    example: {},
+  },
+  'GET /api/v1/data/:org_slug/tables': {
+    operationId: 'listDataTables',
+    summary: 'Tables of the dataset',
+    description: "The org's dataset tables with their columns, natural key, date column and row count.",
+    tag: 'Data',
+    errors: ['NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED'],
+    responses: { 200: 'The tables' },
+  },
+  'GET /api/v1/data/:org_slug/tables/:table/rows': {
+    operationId: 'listDataRows',
+    summary: 'Rows of a table',
+    description: 'Rows ordered by natural key, filtered by `date_from`/`date_to` on the date column, keyset-paged (`limit` ≤ 1000).',
+    tag: 'Data',
+    errors: ['NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED'],
+    responses: { 200: 'A page of rows' },
+  },
+}
+
+/** The key a route is listed under. */
+export const operationKey = (method: string, url: string) => `${method.toUpperCase()} ${url}`
