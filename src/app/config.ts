@@ -38,6 +38,29 @@ export interface Config {
   retentionDays: number
   shutdownGraceMs: number
   webhookSigningSecret: string | null
+  // ---- console (issue 11) ----
+  console: ConsoleConfig
+}
+
+export interface ConsoleConfig {
+  /** Serve the web console at /console and accept its session cookies (CONSOLE_ENABLED). */
+  enabled: boolean
+  /** A session ends after this long without a request (CONSOLE_SESSION_IDLE_MINUTES). */
+  idleMs: number
+  /** ... and this long after sign-in whatever happens (CONSOLE_SESSION_MAX_HOURS). */
+  absoluteMs: number
+  /** Mark the cookie Secure even when the request looks like plain HTTP (CONSOLE_COOKIE_SECURE). */
+  forceSecureCookie: boolean
+}
+
+// ---- console (issue 11): its own block so other helpers' edits do not collide ----
+function loadConsoleConfig(env: Env, production: boolean): ConsoleConfig {
+  return {
+    enabled: bool(env, 'CONSOLE_ENABLED', !production),
+    idleMs: int(env, 'CONSOLE_SESSION_IDLE_MINUTES', 30, 1, 24 * 60) * 60_000,
+    absoluteMs: int(env, 'CONSOLE_SESSION_MAX_HOURS', 12, 1, 7 * 24) * 3_600_000,
+    forceSecureCookie: bool(env, 'CONSOLE_COOKIE_SECURE', production),
+  }
 }
 
 export class ConfigError extends Error {
@@ -240,5 +263,6 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
     retentionDays: int(env, 'RUN_RETENTION_DAYS', 90, 1, 3650),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     webhookSigningSecret,
+    console: loadConsoleConfig(env, production),
   }
 }

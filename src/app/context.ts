@@ -14,6 +14,7 @@ import type { ProcessorRegistry } from '../core/processors/registry.js'
 import type { Engine } from '../core/pipelines/engine.js'
 import type { AuthService } from './dependencies/auth.js'
 import type { RateLimits } from './dependencies/rate-limit.js'
+import type { SessionService } from './dependencies/session.js'
 
 export interface DatasetAdmin {
   /** Creates the org's isolated dataset; returns its id (file name or schema name). */
@@ -37,6 +38,8 @@ export interface AppContext {
   bus: EventBus
   auth: AuthService
   rateLimits: RateLimits
+  /** Console sessions; null when CONSOLE_ENABLED is false. */
+  sessions: SessionService | null
   egress: EgressClient
   processors: ProcessorRegistry
   datasets: DatasetAdmin

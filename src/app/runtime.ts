@@ -28,6 +28,7 @@ import { CredentialError } from '../core/integrations/errors.js'
 import { pinSecret } from '../core/security/scrub.js'
 import { AuthService } from './dependencies/auth.js'
 import { RateLimits } from './dependencies/rate-limit.js'
+import { SessionService } from './dependencies/session.js'
 
 export interface RuntimeOptions {
   clock?: Clock
@@ -101,6 +102,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       bus,
       auth,
       rateLimits,
+      sessions: config.console.enabled
+        ? new SessionService(db.kysely, auth, clock, config.rootApiKey, {
+            idleMs: config.console.idleMs,
+            absoluteMs: config.console.absoluteMs,
+            forceSecureCookie: config.console.forceSecureCookie,
+          })
+        : null,
       egress,
       processors,
       datasets: {

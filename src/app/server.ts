@@ -19,6 +19,7 @@ import { integrationRoutes } from './routers/integrations.js'
 import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
+import { consoleRoutes } from './routers/console.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -126,6 +127,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   })
 
   app.decorateRequest('auth', null)
+  app.decorateRequest('consoleSession', null)
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Request-ID', String(req.id))
@@ -180,6 +182,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   pipelineRoutes(app, ctx)
   schedulerRoutes(app, ctx)
   dataRoutes(app, ctx)
+  consoleRoutes(app, ctx)
   for (const mod of opts.routes ?? []) mod(app, ctx)
 
   await app.ready()

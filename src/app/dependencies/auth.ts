@@ -12,6 +12,7 @@ import type { Clock } from '../../core/clock.js'
 import { hashApiKey, isWellFormedApiKey } from '../../core/security/api-keys.js'
 import { ApiError } from '../errors.js'
 import type { RateLimits } from './rate-limit.js'
+import { csrfPresented, sessionNeedsCsrf, sessionTokenOf, SECURE_SESSION_COOKIE, SESSION_COOKIE, type PresentedSession, type SessionService } from './session.js'
 
 export type GuardKind = 'admin' | 'org' | 'org_or_admin' | 'public'
 
@@ -94,17 +95,31 @@ export class AuthService {
   /** Resolves an org key to its identity, or null. Never throws for bad input. */
   async verifyOrgKey(key: string): Promise<OrgIdentity | null> {
     if (!isWellFormedApiKey(key)) return null
-    const hash = hashApiKey(key)
+    return this.lookupKey(hashApiKey(key), 'k.key_hash')
+  }
+
+  /**
+   * Resolves a key by its id (a console session remembers the key it was opened with, never the key):
+   * the same query, rules and caches as verifyOrgKey, so a revoked/expired key or a suspended org
+   * ends the session exactly when it would refuse the key.
+   */
+  async verifyOrgKeyId(keyId: string): Promise<OrgIdentity | null> {
+    if (!/^[A-Za-z0-9_]{1,64}$/.test(keyId)) return null
+    return this.lookupKey(keyId, 'k.key_id')
+  }
+
+  private async lookupKey(value: string, column: 'k.key_hash' | 'k.key_id'): Promise<OrgIdentity | null> {
+    const cacheKey = column === 'k.key_hash' ? value : `id:${value}`
     const now = this.clock.now()
-    const cached = this.positive.get(hash)
+    const cached = this.positive.get(cacheKey)
     if (cached) {
       if (stillValid(cached, now)) {
         this.touch(cached.key_id, now)
         return cached
       }
-      this.positive.delete(hash)
+      this.positive.delete(cacheKey)
     }
-    if (this.negative.has(hash)) return null
+    if (this.negative.has(cacheKey)) return null
     const gen = this.generation
     this.lookups++
     const row = await this.db
@@ -120,7 +135,7 @@ export class AuthService {
         's.requests_per_minute',
         's.triggers_per_minute',
       ])
-      .where('k.key_hash', '=', hash)
+      .where(column, '=', value)
       .where('k.revoked_at', 'is', null)
       .where((eb) => eb.or([eb('k.expires_at', 'is', null), eb('k.expires_at', '>', now)]))
       .where('p.status', '=', 'ACTIVE')
@@ -129,7 +144,7 @@ export class AuthService {
       .limit(1)
       .executeTakeFirst()
     if (!row) {
-      if (gen === this.generation) this.negative.set(hash, true)
+      if (gen === this.generation) this.negative.set(cacheKey, true)
       return null
     }
     const identity: OrgIdentity = {
@@ -143,7 +158,7 @@ export class AuthService {
       trial_end_at: row.trial_end_at,
     }
     // An eviction that ran while we were querying may have made this row stale: do not cache it.
-    if (gen === this.generation) this.positive.set(hash, identity)
+    if (gen === this.generation) this.positive.set(cacheKey, identity)
     this.touch(identity.key_id, now)
     return identity
   }
@@ -233,45 +248,83 @@ function header(req: FastifyRequest, name: string): string | undefined {
 export interface GuardDeps {
   auth: AuthService
   rateLimits: RateLimits
+  /** Console sessions (null when the console is off: cookies are then ignored). */
+  sessions?: SessionService | null
 }
 
-async function failAuth(deps: GuardDeps, req: FastifyRequest, code: 'INVALID_API_KEY' | 'INVALID_ROOT_KEY'): Promise<never> {
+type AuthFailure = 'INVALID_API_KEY' | 'INVALID_ROOT_KEY' | 'SESSION_EXPIRED'
+
+async function failAuth(deps: GuardDeps, req: FastifyRequest, code: AuthFailure, headers?: Record<string, string>): Promise<never> {
   await deps.rateLimits.recordFailedAuth(req.ip)
-  throw new ApiError(code)
+  throw new ApiError(code, headers ? { headers } : {})
 }
 
-/** verify_admin_key: the root key from the environment, compared in constant time. */
+/**
+ * The principal of a console session cookie, when no key header is sent (null without a cookie).
+ * A cookie whose session is gone is a failed authentication that also deletes the cookie.
+ */
+async function sessionPrincipal(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext | null> {
+  if (!deps.sessions) return null
+  const token = sessionTokenOf(req)
+  if (token === undefined) return null
+  const found = await deps.sessions.resolve(token)
+  if (!found) {
+    const secure = (req.headers.cookie ?? '').includes(SECURE_SESSION_COOKIE + '=')
+    const clear = `${secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure ? '; Secure' : ''}`
+    return failAuth(deps, req, 'SESSION_EXPIRED', { 'Set-Cookie': clear })
+  }
+  req.consoleSession = { token, row: found.row }
+  return found.ctx
+}
+
+function checkOrgPath(req: FastifyRequest, identity: OrgIdentity): OrgIdentity {
+  const pathOrg = (req.params as Record<string, unknown> | undefined)?.org_slug
+  if (pathOrg !== undefined && pathOrg !== identity.org_slug) throw new ApiError('ORG_MISMATCH')
+  return identity
+}
+
+/** verify_admin_key: the root key from the environment, compared in constant time (or an admin console session). */
 export async function verifyAdminKey(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext> {
   const root = header(req, 'x-ca-root-key')
   if (root === undefined) {
     if (header(req, 'x-api-key') !== undefined) throw new ApiError('ADMIN_REQUIRED')
+    const session = await sessionPrincipal(deps, req)
+    if (session?.kind === 'admin') return session
+    if (session) throw new ApiError('ADMIN_REQUIRED')
     throw new ApiError('MISSING_ROOT_KEY')
   }
   if (root.length > 512 || !deps.auth.isRootKey(root)) return failAuth(deps, req, 'INVALID_ROOT_KEY')
   return { kind: 'admin' }
 }
 
-/** get_current_org: an active org key whose org matches the path's org_slug. */
+/** get_current_org: an active org key (or an org console session) whose org matches the path's org_slug. */
 export async function getCurrentOrg(deps: GuardDeps, req: FastifyRequest): Promise<OrgIdentity> {
   const key = header(req, 'x-api-key')
-  if (key === undefined) throw new ApiError('MISSING_API_KEY')
+  if (key === undefined) {
+    // The root key on an org-only route is refused as before; an admin session the same way.
+    const session = header(req, 'x-ca-root-key') === undefined ? await sessionPrincipal(deps, req) : null
+    if (session?.kind === 'org') return checkOrgPath(req, session)
+    throw new ApiError('MISSING_API_KEY')
+  }
   const identity = key.length <= 128 ? await deps.auth.verifyOrgKey(key) : null
   if (!identity) return failAuth(deps, req, 'INVALID_API_KEY')
-  const pathOrg = (req.params as Record<string, unknown> | undefined)?.org_slug
-  if (pathOrg !== undefined && pathOrg !== identity.org_slug) throw new ApiError('ORG_MISMATCH')
-  return identity
+  return checkOrgPath(req, identity)
 }
 
-/** get_org_or_admin_auth: the root key (any existing org) or the org's own key, same checks as above. */
+/** get_org_or_admin_auth: the root key (any existing org) or the org's own key, same checks as above; a console session stands in for either. */
 export async function getOrgOrAdminAuth(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext> {
   if (header(req, 'x-ca-root-key') !== undefined) return verifyAdminKey(deps, req)
-  return getCurrentOrg(deps, req)
+  if (header(req, 'x-api-key') !== undefined) return getCurrentOrg(deps, req)
+  const session = await sessionPrincipal(deps, req)
+  if (!session) throw new ApiError('MISSING_API_KEY')
+  return session.kind === 'org' ? checkOrgPath(req, session) : session
 }
 
 /** onRequest hook body: runs the route's guard, then the matching request rate limits. */
 export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const guard = req.routeOptions.config.auth ?? 'public'
   req.auth = null
+  req.consoleSession = null
   if (deps.rateLimits.enabled) {
     await deps.rateLimits.checkGlobal()
     deps.rateLimits.assertNotBlocked(req.ip)
@@ -289,6 +342,11 @@ export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: Fast
     // Unauthenticated traffic also counts against the per-IP limit.
     if (err instanceof ApiError && err.status === 401) await deps.rateLimits.checkIp(req.ip)
     throw err
+  }
+  // A cookie is sent by the browser on its own: a mutation must also prove it came from the console.
+  const presented = req.consoleSession as PresentedSession | null // set by the guard above
+  if (presented && sessionNeedsCsrf(req) && !csrfPresented(req, presented.token)) {
+    throw new ApiError('CSRF_TOKEN_INVALID')
   }
   req.auth = ctx
   if (ctx.kind === 'org') await deps.rateLimits.consume('org', ctx.org_slug, ctx.requests_per_minute, reply)

@@ -4,12 +4,14 @@ import { Migrator, sql, type Migration, type MigrationProvider } from 'kysely'
 import type { Db } from './database.js'
 import { coreMigration } from './migrations/001_core.js'
 import { engineMigration } from './migrations/002_engine.js'
+import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
 import { ensurePartitions } from './partitions.js'
 
 function migrations(db: Db): Record<string, Migration> {
   return {
     '001_core': coreMigration(db.dialect),
     '002_engine': engineMigration(db.dialect),
+    '008_console_sessions': consoleSessionsMigration(db.dialect),
   }
 }
 

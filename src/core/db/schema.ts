@@ -181,6 +181,21 @@ export interface OrgDatasetTablesTable {
   updated_at: number
 }
 
+/** A console sign-in (issue 11). session_hash = SHA-256 of the cookie token; principal 'org' or 'admin'. */
+export interface ConsoleSessionsTable {
+  session_hash: string
+  principal: 'org' | 'admin'
+  org_slug: string | null
+  key_id: string | null
+  /** The org key's expires_at when the session began: a rotation (which sets it) ends the session. */
+  key_expires_at: number | null
+  /** Tag of the root key that signed in: a changed root key ends admin sessions. */
+  root_tag: string | null
+  created_at: number
+  last_seen_at: number
+  expires_at: number
+}
+
 export interface Database {
   plans: PlansTable
   org_profiles: OrgProfilesTable
@@ -195,4 +210,5 @@ export interface Database {
   org_audit_logs: OrgAuditLogsTable
   org_idempotency_keys: OrgIdempotencyKeysTable
   org_dataset_tables: OrgDatasetTablesTable
+  console_sessions: ConsoleSessionsTable
 }
