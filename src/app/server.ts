@@ -20,6 +20,7 @@ import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
+import { consoleDataRoutes } from './routers/console-data.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -183,6 +184,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   schedulerRoutes(app, ctx)
   dataRoutes(app, ctx)
   consoleRoutes(app, ctx)
+  consoleDataRoutes(app, ctx)
   for (const mod of opts.routes ?? []) mod(app, ctx)
 
   await app.ready()

@@ -15,6 +15,8 @@ export function consoleSessionsMigration(_dialect: DialectName) {
         )
         .execute(db)
       await sql.raw(`CREATE INDEX IF NOT EXISTS console_sessions_org_idx ON console_sessions (org_slug)`).execute(db)
+      // The operator's audit log across orgs reads newest first without an org filter.
+      await sql.raw(`CREATE INDEX IF NOT EXISTS org_audit_logs_time_idx ON org_audit_logs (created_at, audit_id)`).execute(db)
       await sql.raw(`CREATE INDEX IF NOT EXISTS console_sessions_expiry_idx ON console_sessions (expires_at)`).execute(db)
     },
   }
