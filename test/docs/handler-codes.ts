@@ -13,6 +13,7 @@ const CROSS_MODULE: [RegExp, ErrorCode[]][] = [
   [/\bdecodeCursor\(/, ['INVALID_CURSOR']],
   [/\brequireOrgAuth\(/, ['INVALID_API_KEY']],
   [/consume\('trigger'/, ['TRIGGER_RATE_LIMITED']],
+  [/consume\('org'/, ['ORG_RATE_LIMITED']],
   [/new ApiError\(result\.code/, ['DAILY_QUOTA_EXCEEDED', 'MONTHLY_QUOTA_EXCEEDED', 'CONCURRENT_LIMIT_EXCEEDED']],
   [/new ApiError\(notConfigured\)/, ['NOT_FOUND']],
 ]

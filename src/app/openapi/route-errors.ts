@@ -27,6 +27,9 @@ export function guardCodes(route: RouteShape): ErrorCode[] {
   const codes = [...GUARD_CODES[route.auth]]
   // An org key only mismatches when the path names an org.
   if ((route.auth === 'org' || route.auth === 'org_or_admin') && route.url.includes(':org_slug')) codes.push('ORG_MISMATCH')
+  // A console session cookie stands in for the key: it can have ended, and a mutation needs its CSRF token.
+  if (route.auth !== 'public') codes.push('SESSION_EXPIRED')
+  if (route.auth !== 'public' && route.method !== 'GET') codes.push('CSRF_TOKEN_INVALID')
   return codes
 }
 
