@@ -4,12 +4,13 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import AjvModule from 'ajv'
+import AjvModule, { type ErrorObject } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { parseInstant } from '../core/clock.js'
 import Type from 'typebox'
 import type { AppContext } from './context.js'
-import { ApiError, problem } from './errors.js'
+import { ApiError, problem, type ErrorCode, type FieldError } from './errors.js'
+import { validationFieldErrors } from './validation-errors.js'
 import { runGuard, type GuardKind } from './dependencies/auth.js'
 import { healthRoutes } from './routers/health.js'
 import { adminRoutes } from './routers/admin.js'
@@ -55,7 +56,8 @@ export interface BuildOptions {
 }
 
 function makeAjv(coerce: boolean) {
-  const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: coerce, useDefaults: true, removeAdditional: false })
+  // allErrors + verbose: every failing field is reported, with its rule (validation-errors.ts).
+  const ajv = new Ajv({ strict: false, allErrors: true, verbose: true, coerceTypes: coerce, useDefaults: true, removeAdditional: false })
   addFormats(ajv)
   // ajv's date-time admits leap seconds (23:59:60), which no JavaScript time can hold: accept only
   // timestamps that name a representable instant, so a handler never sees one it cannot store or render.
@@ -63,26 +65,22 @@ function makeAjv(coerce: boolean) {
   return ajv
 }
 
-function validationFields(err: FastifyError): string[] {
+function validationErrors(err: FastifyError): FieldError[] {
   const ctx = (err as { validationContext?: string }).validationContext ?? 'request'
-  return (err.validation ?? []).map((v) => {
-    const extra = (v.params as { additionalProperty?: string; missingProperty?: string } | undefined) ?? {}
-    const name = extra.additionalProperty ?? extra.missingProperty
-    const suffix = name && /^[A-Za-z0-9_-]{1,64}$/.test(name) ? `/${name}` : ''
-    return `${ctx}${v.instancePath}${suffix}`
-  })
+  return validationFieldErrors(ctx, (err.validation ?? []) as ErrorObject[])
 }
 
-function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ApiError | { status: number; code: string; fields?: string[] }) {
-  const status = err instanceof ApiError ? err.status : err.status
-  const fields = err instanceof ApiError ? err.options.fields : err.fields
+type ProblemSource = ApiError | { code: ErrorCode; fields?: (string | FieldError)[] }
+
+function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ProblemSource) {
+  const body = problem(err.code, String(req.id), err instanceof ApiError ? err.options.fields : err.fields)
   if (err instanceof ApiError) {
     if (err.options.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.options.retryAfterSeconds))
     for (const [k, v] of Object.entries(err.options.headers ?? {})) reply.header(k, v)
   }
-  if (status === 401) reply.header('WWW-Authenticate', 'ApiKey')
+  if (body.status === 401) reply.header('WWW-Authenticate', 'ApiKey')
   reply.header('Cache-Control', 'no-store')
-  return reply.code(status).type('application/problem+json').send(problem(status, err.code, String(req.id), fields))
+  return reply.code(body.status).type('application/problem+json').send(body)
 }
 
 export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
@@ -156,23 +154,23 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       }
       return sendProblem(reply, req, err)
     }
-    if (err.validation) return sendProblem(reply, req, { status: 400, code: 'VALIDATION_FAILED', fields: validationFields(err) })
+    if (err.validation) return sendProblem(reply, req, { code: 'VALIDATION_FAILED', fields: validationErrors(err) })
     switch (err.code) {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return sendProblem(reply, req, { status: 400, code: 'INVALID_JSON' })
+        return sendProblem(reply, req, { code: 'INVALID_JSON' })
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return sendProblem(reply, req, { status: 413, code: 'PAYLOAD_TOO_LARGE' })
+        return sendProblem(reply, req, { code: 'PAYLOAD_TOO_LARGE' })
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return sendProblem(reply, req, { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+        return sendProblem(reply, req, { code: 'UNSUPPORTED_MEDIA_TYPE' })
     }
-    if (err instanceof SyntaxError || err.statusCode === 400) return sendProblem(reply, req, { status: 400, code: 'INVALID_JSON' })
+    if (err instanceof SyntaxError || err.statusCode === 400) return sendProblem(reply, req, { code: 'INVALID_JSON' })
     req.log.error({ err, request_id: req.id }, 'unhandled error')
-    return sendProblem(reply, req, { status: 500, code: 'INTERNAL_ERROR' })
+    return sendProblem(reply, req, { code: 'INTERNAL_ERROR' })
   })
 
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, req, { status: 404, code: 'NOT_FOUND' }))
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, req, { code: 'NOT_FOUND' }))
 
   if (ctx.config.enableApiDocs) await registerApiDocs(app)
 

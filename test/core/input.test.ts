@@ -72,7 +72,7 @@ for (const backend of backendNames()) {
       })
       assert.equal(res.statusCode, 400)
       assert.ok(!res.body.includes('S3CRET-VALUE'))
-      assert.deepEqual(res.json().errors, [{ path: 'body/company_name' }])
+      assert.deepEqual(res.json().errors, [{ path: 'body/company_name', message: 'must be at most 200 characters' }])
     })
 
     test('subscription and rotate bounds', async () => {

@@ -29,7 +29,7 @@ for (const backend of backendNames()) {
         assert.equal(res.statusCode, 500)
         assert.deepEqual(res.json(), {
           type: 'https://tenantflow.dev/problems/internal-error',
-          title: 'Internal Server Error',
+          title: 'Internal error',
           status: 500,
           detail: 'Internal error. Check server logs.',
           code: 'INTERNAL_ERROR',

@@ -64,6 +64,11 @@ for (const backend of backendNames()) {
         assert.equal(badParams.statusCode, 400)
         assert.equal(badParams.json().code, 'INVALID_PARAMETERS')
         assert.deepEqual(badParams.json().errors.map((e: { path: string }) => e.path).sort(), ['parameters.n', 'parameters.nope'])
+        assert.deepEqual(
+          Object.fromEntries(badParams.json().errors.map((e: { path: string; message: string }) => [e.path, e.message])),
+          { 'parameters.n': 'must be an integer between 0 and 1000', 'parameters.nope': 'is not a parameter of this pipeline' },
+        )
+        assert.equal(badParams.json().title, 'Pipeline parameters are invalid')
         assert.ok(!badParams.body.includes('5000'), 'submitted values are never echoed')
         const noCred = await run('alpha', 'openai/usage/daily', {})
         assert.equal(noCred.statusCode, 400)

@@ -120,7 +120,7 @@ for (const backend of backendNames()) {
       acceptedOpenai = new Set([KEYS.acme.openai])
       const v = await revalidateCredential(deps, { org_slug: 'globex', provider: 'openai', actor })
       assert.deepEqual([v.status, v.last_error_code], ['INVALID', 'UNAUTHORIZED'])
-      await assert.rejects(requireValidCredential(db, 'globex', 'openai'), (e: unknown) => e instanceof CredentialError && e.code === 'INTEGRATION_NOT_CONFIGURED')
+      await assert.rejects(requireValidCredential(db, 'globex', 'openai'), (e: unknown) => e instanceof CredentialError && e.code === 'CREDENTIAL_INVALID')
       acceptedOpenai = new Set([KEYS.acme.openai, KEYS.globex.openai])
       const again = await revalidateCredential(deps, { org_slug: 'globex', provider: 'openai', actor })
       assert.deepEqual([again.status, again.last_error_code], ['VALID', null])

@@ -96,7 +96,7 @@ for (const backend of backendNames()) {
         assert.ok(!res.body.includes('pk-not-an-openai') && !res.body.includes('169.254') && !res.body.includes(ACME_OPENAI))
       }
       const fmt = await inject({ method: 'POST', url: '/api/v1/integrations/acme/http/setup', headers: acme, payload: { credential: HTTP_TOKEN, metadata: { auth_type: 'bearer', base_url: 'ftp://x.example' } } })
-      assert.deepEqual(fmt.json().errors, [{ path: 'body/metadata/base_url' }])
+      assert.deepEqual(fmt.json().errors, [{ path: 'body/metadata/base_url', message: 'is invalid' }])
     })
 
     await t.test('auth: no key 401, another org 403, another org via its own path sees only its own', async () => {

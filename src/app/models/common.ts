@@ -25,7 +25,9 @@ export const ProblemSchema = Type.Object(
     detail: Type.String({ maxLength: 200 }),
     code: Type.String({ maxLength: 64 }),
     request_id: Type.String({ maxLength: 128 }),
-    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String({ maxLength: 200 }) }), { maxItems: 20 })),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ path: Type.String({ maxLength: 200 }), message: Type.String({ maxLength: 200 }) }), { maxItems: 20 }),
+    ),
   },
   { additionalProperties: false },
 )

@@ -101,6 +101,9 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
         throw new ApiError('UNSUPPORTED_PROVIDER')
       case 'INTEGRATION_NOT_CONFIGURED':
         throw new ApiError(notConfigured)
+      case 'CREDENTIAL_INVALID':
+      case 'CREDENTIAL_PENDING':
+        throw new ApiError(err.code)
       case 'CREDENTIAL_UNUSABLE':
         throw new ApiError('CREDENTIAL_UNUSABLE')
       case 'KMS_UNAVAILABLE':

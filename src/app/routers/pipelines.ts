@@ -215,12 +215,14 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
       const now = ctx.clock.now()
       const input = (req.body as { parameters?: Record<string, unknown> } | null | undefined)?.parameters
       const checked = engine.catalog.validateParameters(template, input, now)
-      if (!checked.ok) throw new ApiError('INVALID_PARAMETERS', { fields: checked.fields })
+      if (!checked.ok) throw new ApiError('INVALID_PARAMETERS', { fields: checked.errors })
       if (template.integration) {
         try {
           await requireValidCredential(ctx.db, org, template.integration)
         } catch (err) {
-          if (err instanceof CredentialError) throw new ApiError('INTEGRATION_NOT_CONFIGURED')
+          if (err instanceof CredentialError) {
+            throw new ApiError(err.code === 'CREDENTIAL_INVALID' || err.code === 'CREDENTIAL_PENDING' ? err.code : 'INTEGRATION_NOT_CONFIGURED')
+          }
           throw err
         }
       }

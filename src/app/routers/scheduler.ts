@@ -86,9 +86,9 @@ export function schedulerRoutes(app: App, ctx: AppContext): void {
         if (!(err instanceof ScheduleError)) throw err
         if (err.code === 'TEMPLATE_NOT_FOUND') throw new ApiError('TEMPLATE_NOT_FOUND')
         if (err.code === 'ORG_NOT_FOUND') throw new ApiError('ORG_NOT_FOUND')
-        if (err.code === 'SCHEDULE_LIMIT') throw new ApiError('INVALID_STATE')
-        if (err.code === 'INVALID_PARAMETERS') throw new ApiError('INVALID_PARAMETERS', { fields: err.fields })
-        throw new ApiError('VALIDATION_FAILED', { fields: err.fields.map((f) => `body/${f}`) })
+        if (err.code === 'SCHEDULE_LIMIT') throw new ApiError('SCHEDULE_LIMIT_REACHED')
+        if (err.code === 'INVALID_PARAMETERS') throw new ApiError('INVALID_PARAMETERS', { fields: err.errors })
+        throw new ApiError('VALIDATION_FAILED', { fields: err.errors.map((e) => ({ path: `body/${e.path}`, message: e.message })) })
       }
       await recordAudit(
         ctx.db.kysely,

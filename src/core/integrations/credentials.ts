@@ -404,7 +404,7 @@ export async function destroyOrgCredentials(db: Executor, org_slug: string, now 
   return rows.length
 }
 
-/** Cheap check for the trigger route (no decrypt): an active credential exists and is VALID. */
+/** Cheap check for the trigger route (no decrypt): an active credential exists (else INTEGRATION_NOT_CONFIGURED) and is VALID (else CREDENTIAL_INVALID / CREDENTIAL_PENDING). */
 export async function requireValidCredential(db: Db | Executor, org_slug: string, providerName: IntegrationProvider): Promise<{ credential_id: string }> {
   const k = 'kysely' in db ? db.kysely : db
   const row = await k
@@ -415,6 +415,8 @@ export async function requireValidCredential(db: Db | Executor, org_slug: string
     .where('is_active', '=', 1)
     .limit(1)
     .executeTakeFirst()
-  if (!row || row.status !== 'VALID') throw new CredentialError('INTEGRATION_NOT_CONFIGURED')
+  if (!row) throw new CredentialError('INTEGRATION_NOT_CONFIGURED')
+  if (row.status === 'INVALID') throw new CredentialError('CREDENTIAL_INVALID')
+  if (row.status !== 'VALID') throw new CredentialError('CREDENTIAL_PENDING')
   return { credential_id: row.credential_id }
 }

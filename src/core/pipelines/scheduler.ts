@@ -15,7 +15,7 @@ import { admitInTransaction, type AdmitResult } from '../../app/dependencies/quo
 import { computeDedupKey } from './runs.js'
 import type { EngineDeps, EngineLogger } from './executor.js'
 import type { EngineMetrics } from './metrics.js'
-import type { TemplateCatalog } from './templates.js'
+import type { FieldIssue, TemplateCatalog } from './templates.js'
 
 export type ScheduleRow = OrgSchedulesTable
 export const MAX_SCHEDULES_PER_ORG = 100
@@ -25,7 +25,12 @@ const ALIASES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily'
 export type ScheduleErrorCode = 'INVALID_CRON' | 'INVALID_TIMEZONE' | 'TEMPLATE_NOT_FOUND' | 'INVALID_PARAMETERS' | 'SCHEDULE_LIMIT' | 'ORG_NOT_FOUND'
 
 export class ScheduleError extends Error {
-  constructor(readonly code: ScheduleErrorCode, readonly fields: string[] = []) {
+  constructor(
+    readonly code: ScheduleErrorCode,
+    readonly fields: string[] = [],
+    /** The same fields with the rule each broke (never the value). */
+    readonly errors: FieldIssue[] = fields.map((path) => ({ path, message: 'is invalid' })),
+  ) {
     super(code)
     this.name = 'ScheduleError'
   }
@@ -76,7 +81,7 @@ export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: 
   if (!template) throw new ScheduleError('TEMPLATE_NOT_FOUND', ['pipeline_id'])
   const params = input.parameters ?? {}
   const checked = catalog.validateParameters(template, params, now)
-  if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields)
+  if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields, checked.errors)
   const row: ScheduleRow = {
     schedule_id: newId('sch', now),
     org_slug: orgSlug,

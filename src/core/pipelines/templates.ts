@@ -290,7 +290,31 @@ function loadRoot(root: string, registry: ProcessorRegistry): PipelineTemplate[]
   return out
 }
 
-export type ValidatedParameters = { ok: true; parameters: Record<string, string | number> } | { ok: false; fields: string[] }
+/** One failing input: its path and the rule it broke (never the value). */
+export interface FieldIssue {
+  path: string
+  message: string
+}
+
+export type ValidatedParameters =
+  | { ok: true; parameters: Record<string, string | number> }
+  | { ok: false; fields: string[]; errors: FieldIssue[] }
+
+/** The rule a parameter value must follow, in words (for error messages). */
+export function parameterRule(spec: ParameterSpec): string {
+  switch (spec.type) {
+    case 'date':
+      return 'must be a calendar date YYYY-MM-DD'
+    case 'integer': {
+      const bounds = spec.min !== undefined && spec.max !== undefined ? ` between ${spec.min} and ${spec.max}` : spec.min !== undefined ? ` >= ${spec.min}` : spec.max !== undefined ? ` <= ${spec.max}` : ''
+      return `must be an integer${bounds}`
+    }
+    case 'string':
+      return `must be a string of at most ${spec.max_length ?? 256} characters`
+    case 'enum':
+      return `must be one of: ${spec.values!.join(', ')}`
+  }
+}
 
 export class TemplateCatalog {
   private readonly byId = new Map<string, PipelineTemplate>()
@@ -331,10 +355,14 @@ export class TemplateCatalog {
 
   /** Applies defaults (date `today`/`yesterday` in UTC at `now`) and checks every value; failing paths only, never values. */
   validateParameters(template: PipelineTemplate, input: unknown, now: number = Date.now()): ValidatedParameters {
-    const fields: string[] = []
+    const errors: FieldIssue[] = []
     const given: Obj = input === undefined || input === null ? {} : isObj(input) ? input : {}
-    if (input !== undefined && input !== null && !isObj(input)) return { ok: false, fields: ['parameters'] }
-    for (const k of Object.keys(given)) if (!(k in template.parameters)) fields.push(`parameters.${k.slice(0, 64)}`)
+    if (input !== undefined && input !== null && !isObj(input)) {
+      return { ok: false, fields: ['parameters'], errors: [{ path: 'parameters', message: 'must be an object' }] }
+    }
+    for (const k of Object.keys(given)) {
+      if (!(k in template.parameters)) errors.push({ path: `parameters.${k.slice(0, 64)}`, message: 'is not a parameter of this pipeline' })
+    }
     const out: Record<string, string | number> = {}
     for (const [name, spec] of Object.entries(template.parameters)) {
       let v = given[name]
@@ -344,13 +372,13 @@ export class TemplateCatalog {
         } else v = spec.default
       }
       if (v === undefined) {
-        if (spec.required) fields.push(`parameters.${name}`)
+        if (spec.required) errors.push({ path: `parameters.${name}`, message: 'is required' })
         continue
       }
       const checked = checkValue(spec, v)
-      if (checked === undefined) fields.push(`parameters.${name}`)
+      if (checked === undefined) errors.push({ path: `parameters.${name}`, message: parameterRule(spec) })
       else out[name] = checked
     }
-    return fields.length ? { ok: false, fields } : { ok: true, parameters: out }
+    return errors.length ? { ok: false, fields: errors.map((e) => e.path), errors } : { ok: true, parameters: out }
   }
 }
