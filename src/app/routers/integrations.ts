@@ -103,7 +103,8 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
         throw new ApiError(notConfigured)
       case 'CREDENTIAL_INVALID':
       case 'CREDENTIAL_PENDING':
-        throw new ApiError(err.code)
+        // Only the trigger-time check raises these; the integration routes never do.
+        throw err
       case 'CREDENTIAL_UNUSABLE':
         throw new ApiError('CREDENTIAL_UNUSABLE')
       case 'KMS_UNAVAILABLE':

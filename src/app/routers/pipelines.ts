@@ -221,7 +221,9 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
           await requireValidCredential(ctx.db, org, template.integration)
         } catch (err) {
           if (err instanceof CredentialError) {
-            throw new ApiError(err.code === 'CREDENTIAL_INVALID' || err.code === 'CREDENTIAL_PENDING' ? err.code : 'INTEGRATION_NOT_CONFIGURED')
+            if (err.code === 'CREDENTIAL_INVALID') throw new ApiError('CREDENTIAL_INVALID')
+            if (err.code === 'CREDENTIAL_PENDING') throw new ApiError('CREDENTIAL_PENDING')
+            throw new ApiError('INTEGRATION_NOT_CONFIGURED')
           }
           throw err
         }
