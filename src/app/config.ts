@@ -40,6 +40,10 @@ export interface Config {
   webhookSigningSecret: string | null
   // ---- console (issue 11) ----
   console: ConsoleConfig
+  // --- api-runs (issue 10): run watching (?wait=, SSE /events) and the plan catalogue ---
+  runWatch: { pollMs: number; heartbeatMs: number; maxStreamsPerOrg: number; maxStreamSeconds: number }
+  /** Plan catalogue file (YAML); null = the shipped configs/plans.yaml. */
+  plansFile: string | null
 }
 
 export interface ConsoleConfig {
@@ -264,5 +268,14 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     webhookSigningSecret,
     console: loadConsoleConfig(env, production),
+    // --- api-runs (issue 10) ---
+    runWatch: {
+      pollMs: int(env, 'RUN_WATCH_POLL_MS', 2_000, 50, 60_000),
+      // Below the 60 s socket inactivity timeout, so an idle stream is never cut.
+      heartbeatMs: int(env, 'RUN_EVENTS_HEARTBEAT_MS', 15_000, 100, 50_000),
+      maxStreamsPerOrg: int(env, 'RUN_EVENTS_MAX_STREAMS_PER_ORG', 5, 1, 1000),
+      maxStreamSeconds: int(env, 'RUN_EVENTS_MAX_STREAM_SECONDS', 3_600, 1, 86_400),
+    },
+    plansFile: env.PLANS_FILE ? resolve(env.PLANS_FILE) : null,
   }
 }

@@ -141,6 +141,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       logger,
       metricsRegistry: ctx.metrics.registry,
       builtinTemplateDir: opts.templateDir,
+      // Hints for run watchers (?wait=, SSE) on this and, on PostgreSQL, every other instance.
+      onRunChanged: (slug, runId) => void bus.publish({ type: 'run.changed', run_id: runId, ...(slug ? { org_slug: slug } : {}) }).catch(() => undefined),
       deps: {
         openDataset: (slug) => openDatasetWriter(db, config.dataDir, slug),
         http: egress,

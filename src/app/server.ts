@@ -22,6 +22,7 @@ import { schedulerRoutes } from './routers/scheduler.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
+import { runEventRoutes } from './routers/run-events.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -180,6 +181,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   integrationRoutes(app, ctx)
   pipelineRoutes(app, ctx)
   schedulerRoutes(app, ctx)
+  runEventRoutes(app, ctx)
   dataRoutes(app, ctx)
   consoleRoutes(app, ctx)
   consoleDataRoutes(app, ctx)

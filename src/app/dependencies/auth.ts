@@ -71,7 +71,7 @@ export class AuthService {
     this.negative = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.negativeCacheTtlMs) })
     bus.subscribe((e) => {
       if (e.type === 'auth.evict_all') this.evictAllLocal()
-      else if (e.org_slug) this.evictOrgLocal(e.org_slug)
+      else if (e.type === 'auth.evict_org' && e.org_slug) this.evictOrgLocal(e.org_slug)
     })
   }
 

@@ -276,16 +276,27 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /api/v1/pipelines/:org_slug/runs/:run_id': {
     operationId: 'getRun',
     summary: 'Run detail',
-    description: 'Status, timing, attempts, rows processed and the sanitized error of one run.',
+    description:
+      'Status, timing, attempts, rows processed and the sanitized error of one run. With `wait=SECONDS` (1–30) the request long-polls: it answers as soon as the status differs from `since` (default: the status when the request arrived), or after `wait` seconds with the unchanged run. See docs/runs.md.',
     tag: 'Runs',
     errors: ['RUN_NOT_FOUND'],
-    responses: { 200: 'The run' },
+    responses: { 200: 'The run (after its status changed, or when the wait ran out)' },
     schemas: { response: 'Run' },
+  },
+  'GET /api/v1/pipelines/:org_slug/runs/:run_id/events': {
+    operationId: 'streamRunEvents',
+    summary: 'Run event stream (SSE)',
+    description:
+      'Server-Sent Events for one run: `run` (the run, as in Run detail), `step` (one step attempt, as in Steps of a run, with live `progress`), then `end` `{run_id,status}` and the server closes the stream. Starts with a snapshot of the current state; `: keep-alive` comments as heartbeats. At most RUN_EVENTS_MAX_STREAMS_PER_ORG open streams per org per instance (429 `EVENT_STREAM_LIMIT_EXCEEDED`). A stream counts as one request against the rate limit. See docs/runs.md.',
+    tag: 'Runs',
+    errors: ['RUN_NOT_FOUND', 'EVENT_STREAM_LIMIT_EXCEEDED'],
+    responses: { 200: 'The event stream (text/event-stream)' },
+    produces: 'text/event-stream',
   },
   'GET /api/v1/pipelines/:org_slug/runs/:run_id/steps': {
     operationId: 'listRunSteps',
     summary: 'Steps of a run',
-    description: 'Each step attempt of the run with its status, timing and error, in start order, keyset-paged.',
+    description: 'Each step attempt of the run with its status, timing and error, in start order, keyset-paged. `rows_processed` and `progress` (e.g. `{"pages":2,"records":150}`) move while a step runs (stored at most once per second per step); `result` is the finished step\'s summary (e.g. `{"pages":3,"records":25}`, `unpriced_models`).',
     tag: 'Runs',
     errors: ['RUN_NOT_FOUND', 'INVALID_CURSOR'],
     responses: { 200: 'A page of steps' },

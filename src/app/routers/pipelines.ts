@@ -15,12 +15,13 @@ import { CredentialError } from '../../core/integrations/errors.js'
 import { computeDedupKey, getRun, listRuns, listStepLogs, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
 import { DEFAULT_RUN_MAX_ATTEMPTS, type Engine } from '../../core/pipelines/engine.js'
 import type { PipelineTemplate } from '../../core/pipelines/templates.js'
+import { runWatchState, waitForRunChange } from './run-events.js'
 
 const Segment = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', maxLength: 64 })
 const TriggerParams = Strict({ org_slug: OrgSlug, provider: Segment, domain: Segment, pipeline: Segment })
 const TriggerBody = Type.Union([Strict({ parameters: Type.Optional(Parameters) }), Type.Null()])
 const TriggerHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{8,128}$', maxLength: 128 })) })
-const RunStatusEnum = Type.Union([
+export const RunStatusEnum = Type.Union([
   Type.Literal('PENDING'), Type.Literal('RUNNING'), Type.Literal('COMPLETED'),
   Type.Literal('FAILED'), Type.Literal('TIMEOUT'), Type.Literal('CANCELLED'),
 ])
@@ -97,8 +98,17 @@ const StepView = Strict({
   finished_at: NullableText(40),
   duration_ms: NullableInt,
   rows_processed: Type.Integer({ minimum: 0, maximum: 1e15 }),
+  /** Live counters while RUNNING (kept after the end), e.g. {"pages":2,"records":150}. */
+  progress: Type.Union([Type.Record(Type.String({ maxLength: 32 }), Type.Integer({ minimum: 0, maximum: 9007199254740991 }), { maxProperties: 10 }), Type.Null()]),
+  /** The step's result summary once it finished, e.g. {"pages":3,"records":25} or {"unpriced_models":[...]}. */
+  result: Type.Union([Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 50 }), Type.Null()]),
   error_code: NullableText(64),
   error_message: NullableText(500),
+})
+
+const RunQuery = Strict({
+  wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 30, description: 'Long-poll: up to this many seconds for the run to leave `since` (default: its current status)' })),
+  since: Type.Optional(RunStatusEnum),
 })
 
 const RunsQuery = Strict({
@@ -135,7 +145,17 @@ export function runView(r: RunRow) {
   }
 }
 
-function stepView(s: StepLogRow) {
+function jsonObject(text: string | null): Record<string, unknown> | null {
+  if (!text) return null
+  try {
+    const v = JSON.parse(text) as unknown
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
+  } catch {
+    return null
+  }
+}
+
+export function stepView(s: StepLogRow) {
   return {
     log_id: s.log_id,
     step_id: s.step_id,
@@ -146,6 +166,8 @@ function stepView(s: StepLogRow) {
     finished_at: iso(s.finished_at),
     duration_ms: s.duration_ms === null ? null : Number(s.duration_ms),
     rows_processed: Number(s.rows_processed),
+    progress: jsonObject(s.progress) as Record<string, number> | null,
+    result: jsonObject(s.result),
     error_code: s.error_code,
     error_message: s.error_message,
   }
@@ -190,6 +212,7 @@ async function findTriggerReplay(ctx: AppContext, scope: string, key: string, ha
 }
 
 export function pipelineRoutes(app: App, ctx: AppContext): void {
+  const watchState = runWatchState(app, ctx)
   app.get(
     '/api/v1/pipelines',
     { config: { auth: 'org_or_admin' }, schema: { response: { 200: CatalogResponse, ...errorResponses } } },
@@ -311,9 +334,13 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
 
   app.get(
     '/api/v1/pipelines/:org_slug/runs/:run_id',
-    { config: { auth: 'org' }, schema: { params: RunParams, response: { 200: RunView, ...errorResponses } } },
-    async (req) => {
-      const run = await getRun(ctx.db, req.params.org_slug, req.params.run_id)
+    { config: { auth: 'org' }, schema: { params: RunParams, querystring: RunQuery, response: { 200: RunView, ...errorResponses } } },
+    async (req, reply) => {
+      const { org_slug, run_id } = req.params
+      const wait = req.query.wait ?? 0
+      const run = wait > 0
+        ? await waitForRunChange(watchState, ctx, reply, { org_slug, run_id, since: req.query.since as RunRow['status'] | undefined, seconds: wait })
+        : await getRun(ctx.db, org_slug, run_id)
       if (!run) throw new ApiError('RUN_NOT_FOUND')
       return runView(run)
     },

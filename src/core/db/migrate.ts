@@ -5,6 +5,7 @@ import type { Db } from './database.js'
 import { coreMigration } from './migrations/001_core.js'
 import { engineMigration } from './migrations/002_engine.js'
 import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
+import { runsMigration } from './migrations/007_runs.js'
 import { ensurePartitions } from './partitions.js'
 
 function migrations(db: Db): Record<string, Migration> {
@@ -12,6 +13,7 @@ function migrations(db: Db): Record<string, Migration> {
     '001_core': coreMigration(db.dialect),
     '002_engine': engineMigration(db.dialect),
     '008_console_sessions': consoleSessionsMigration(db.dialect),
+    '007_runs': runsMigration(db.dialect),
   }
 }
 
@@ -35,6 +37,9 @@ export async function migrateToLatest(db: Db, now = Date.now()): Promise<{ appli
     provider,
     migrationTableName: 'tenantflow_migrations',
     migrationLockTableName: 'tenantflow_migrations_lock',
+    // Prefixes are assigned per work stream and land in any order: a store that already applied 008
+    // must still apply a later-landed 007 instead of refusing to start.
+    allowUnorderedMigrations: true,
   })
   const { error, results } = await migrator.migrateToLatest()
   if (error) throw error instanceof Error ? error : new Error('migration failed')

@@ -8,6 +8,7 @@ export interface PlansTable {
   concurrent_limit: number
   requests_per_minute: number
   triggers_per_minute: number
+  min_schedule_interval_seconds: number
 }
 
 export interface OrgProfilesTable {
@@ -132,10 +133,13 @@ export interface OrgStepLogsTable {
   error_code: string | null
   error_message: string | null
   result: string | null
+  /** Live counters while RUNNING (JSON text), e.g. {"pages":2,"records":150}. */
+  progress: string | null
 }
 
 export interface OrgSchedulesTable {
   schedule_id: string
+  name: string | null
   org_slug: string
   pipeline_id: string
   cron: string
@@ -146,6 +150,18 @@ export interface OrgSchedulesTable {
   last_run_at: number | null
   last_run_id: string | null
   last_status: string | null
+  last_error_code: string | null
+  created_at: number
+  updated_at: number
+}
+
+/** The org's optional run-completion webhook (one per org); its signing secret is derived, never stored. */
+export interface OrgRunWebhooksTable {
+  org_slug: string
+  webhook_id: string
+  url: string
+  last_delivery_at: number | null
+  last_delivery_status: string | null
   last_error_code: string | null
   created_at: number
   updated_at: number
@@ -211,4 +227,5 @@ export interface Database {
   org_idempotency_keys: OrgIdempotencyKeysTable
   org_dataset_tables: OrgDatasetTablesTable
   console_sessions: ConsoleSessionsTable
+  org_run_webhooks: OrgRunWebhooksTable
 }

@@ -1,12 +1,17 @@
-// Cross-instance events (cache eviction). In-process on the embedded store; on PostgreSQL every
-// instance LISTENs on one channel, so a key revoked on one instance is evicted on all of them.
+// Cross-instance events (cache eviction, run-change hints). In-process on the embedded store; on
+// PostgreSQL every instance LISTENs on one channel, so a key revoked on one instance is evicted on all
+// of them. `run.changed` only says "re-read this run": watchers take state from the database, never
+// from the event.
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 
 export interface BusEvent {
-  type: 'auth.evict_org' | 'auth.evict_all'
+  type: 'auth.evict_org' | 'auth.evict_all' | 'run.changed'
   org_slug?: string
+  run_id?: string
 }
+
+const EVENT_TYPES = new Set<string>(['auth.evict_org', 'auth.evict_all', 'run.changed'])
 
 export interface EventBus {
   publish(event: BusEvent): Promise<void>
@@ -33,8 +38,9 @@ function parse(payload: string | undefined): BusEvent | null {
   if (!payload || payload.length > 1000) return null
   try {
     const e = JSON.parse(payload) as BusEvent
-    if (e.type !== 'auth.evict_org' && e.type !== 'auth.evict_all') return null
+    if (!EVENT_TYPES.has(e.type)) return null
     if (e.org_slug !== undefined && typeof e.org_slug !== 'string') return null
+    if (e.run_id !== undefined && typeof e.run_id !== 'string') return null
     return e
   } catch {
     return null

@@ -35,6 +35,8 @@ export interface EngineOptions {
   /** Delay before a run whose worker died is retried. */
   reaperBackoffMs?: (attempt: number) => number
   workerId?: string
+  /** Hint that a run (status or steps) changed; the runtime publishes it on the event bus for watchers. */
+  onRunChanged?: (orgSlug: string, runId: string) => void
 }
 
 export interface Engine {
@@ -81,17 +83,28 @@ export function createEngine(o: EngineOptions): Engine {
     registry: o.registry,
   })
   const metrics = createEngineMetrics(o.metricsRegistry, o.db, () => o.clock.now())
-  const writer = new StepLogWriter(o.db, { onError: (err) => o.logger.warn({ err_name: (err as Error)?.name }, 'step log flush failed') })
+  const changed = (orgSlug: string, runId: string) => {
+    try {
+      o.onRunChanged?.(orgSlug, runId)
+    } catch {
+      /* a hint listener never fails the engine */
+    }
+  }
+  const writer = new StepLogWriter(o.db, {
+    onError: (err) => o.logger.warn({ err_name: (err as Error)?.name }, 'step log flush failed'),
+    onFlushed: (runs) => runs.forEach((r) => changed(r.org_slug, r.run_id)),
+    now: () => o.clock.now(),
+  })
   const w = o.config.workers
   const workers = new WorkerPool(
     {
       db: o.db, catalog, registry: o.registry, deps: o.deps, clock: o.clock, logger: o.logger, metrics, writer,
-      retryBaseMs: o.stepRetry?.baseMs, retryMaxMs: o.stepRetry?.maxMs,
+      retryBaseMs: o.stepRetry?.baseMs, retryMaxMs: o.stepRetry?.maxMs, onRunChanged: changed,
     },
     { concurrency: w.concurrency, leaseMs: w.leaseMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs },
     o.workerId,
   )
-  const reaper = new Reaper(o.db, o.clock, o.logger, { intervalMs: w.reaperMs, backoffMs: o.reaperBackoffMs }, metrics)
+  const reaper = new Reaper(o.db, o.clock, o.logger, { intervalMs: w.reaperMs, backoffMs: o.reaperBackoffMs, onRunChanged: (id) => changed('', id) }, metrics)
   const scheduler = new Scheduler(
     o.db, catalog, o.clock, o.logger, o.deps,
     { tickMs: o.config.scheduler.tickMs, maxAttempts: DEFAULT_RUN_MAX_ATTEMPTS, onAdmitted: () => workers.nudge() },
@@ -130,7 +143,10 @@ export function createEngine(o: EngineOptions): Engine {
     async cancelRun(orgSlug, runId) {
       const r = await requestCancel(o.db, orgSlug, runId, o.clock.now())
       if (r.kind === 'requested') workers.cancelLocal(runId)
-      if (r.kind === 'cancelled') metrics.runsFinished.inc({ status: 'CANCELLED' })
+      if (r.kind === 'cancelled') {
+        metrics.runsFinished.inc({ status: 'CANCELLED' })
+        changed(orgSlug, runId)
+      }
       return r
     },
   }

@@ -57,6 +57,8 @@ export interface ExecutorContext {
   /** Retry backoff for retryable step errors: base * 2^(n-1) + jitter, capped. */
   retryBaseMs?: number
   retryMaxMs?: number
+  /** Told after this worker changed a run's status (watchers re-read the run; a hint, never state). */
+  onRunChanged?: (orgSlug: string, runId: string) => void
 }
 
 export type ExecutionResult = { kind: 'finished'; status: TerminalStatus } | { kind: 'handed_back' } | { kind: 'lost' }
@@ -118,6 +120,7 @@ export async function executeRun(ctx: ExecutorContext, run: RunRow, control: Abo
       runId: run.run_id, from: ['RUNNING'], leaseOwner: ctx.workerId, status, errorCode: code, errorMessage: message, now: ctx.clock.now(),
     })
     if (!ok) return { kind: 'lost' }
+    ctx.onRunChanged?.(run.org_slug, run.run_id)
     ctx.metrics?.runsFinished.inc({ status })
     ctx.logger.info({ ...log, status, error_code: code }, 'run finished')
     return { kind: 'finished', status }
@@ -200,6 +203,7 @@ async function runSteps(
   if (stop?.kind === 'shutdown') {
     await ctx.writer.flush().catch(() => undefined)
     const ok = await handBackRun(ctx.db, { runId: run.run_id, workerId: ctx.workerId, now: ctx.clock.now() })
+    if (ok) ctx.onRunChanged?.(run.org_slug, run.run_id)
     return ok ? { kind: 'handed_back' } : { kind: 'lost' }
   }
   if (stop?.kind === 'cancel') return finish('CANCELLED', 'CANCELLED', 'Run cancelled by request')
@@ -234,7 +238,7 @@ async function runStep(
     ctx.writer.begin({
       log_id: logId, log_date: utcDate(startedAt), run_id: run.run_id, org_slug: run.org_slug, step_id: step.id,
       processor: step.processor, attempt, status: 'RUNNING', started_at: startedAt, finished_at: null, duration_ms: null,
-      rows_processed: 0, error_code: null, error_message: null, result: null,
+      rows_processed: 0, error_code: null, error_message: null, result: null, progress: null,
     })
     const stepTimeout = step.timeout_seconds ? AbortSignal.timeout(step.timeout_seconds * 1000) : null
     const stepSignal = stepTimeout ? AbortSignal.any([runSignal, stepTimeout]) : runSignal
@@ -267,6 +271,9 @@ async function runStep(
           return cred
         },
         now: () => ctx.clock.now(),
+        reportProgress: (p) => {
+          if (!stepSignal.aborted) ctx.writer.progress(logId, { rows: p.rows, counters: p.counters })
+        },
       }
       const result = await raceAbort(Promise.resolve().then(() => processor.run(pctx, step.config)), stepSignal)
       const rows = Number.isSafeInteger(result?.rows_processed) && result.rows_processed >= 0 ? result.rows_processed : 0

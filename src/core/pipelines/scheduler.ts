@@ -84,6 +84,7 @@ export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: 
   if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields, checked.errors)
   const row: ScheduleRow = {
     schedule_id: newId('sch', now),
+    name: null,
     org_slug: orgSlug,
     pipeline_id: template.id,
     cron: input.cron.trim(),

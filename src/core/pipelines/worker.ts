@@ -112,6 +112,7 @@ export class WorkerPool {
         this.nudge()
       })
     this.active.set(run.run_id, { run, control, done, leaseUntil })
+    this.exec.onRunChanged?.(run.org_slug, run.run_id)
   }
 
   /** Aborts runs whose lease ends before `until` (fencing: the reaper may hand them to another worker). */
@@ -170,6 +171,8 @@ export class WorkerPool {
 export interface ReaperOptions {
   intervalMs: number
   backoffMs?: (attempt: number) => number
+  /** Told the id of every run the reaper moved (retried, failed or cancelled). */
+  onRunChanged?: (runId: string) => void
 }
 
 /** Periodically recovers runs whose worker died (expired leases) and slots never released. */
@@ -204,6 +207,7 @@ export class Reaper {
       this.metrics?.runsFinished.inc({ status: 'CANCELLED' }, r.cancelled.length)
     }
     const n = r.retried.length + r.failed.length + r.cancelled.length
+    for (const id of [...r.retried, ...r.failed, ...r.cancelled]) this.opts.onRunChanged?.(id)
     if (n || orphans) this.logger.warn({ retried: r.retried, failed: r.failed, cancelled: r.cancelled, orphans }, 'reaper recovered runs')
     return { retried: r.retried.length, failed: r.failed.length, cancelled: r.cancelled.length, orphans }
   }

@@ -36,6 +36,11 @@ export interface ProcessorContext {
   getCredential(): Promise<DecryptedCredential>
   /** Clock in epoch ms (tests control it). */
   now(): number
+  /**
+   * Live progress while the step runs (e.g. after each page): `rows` so far and small counters such
+   * as { pages, records }. Cheap to call often: the engine stores it at a bounded rate (≤ 1/s per step).
+   */
+  reportProgress?(p: { rows?: number; counters?: Record<string, number> }): void
 }
 
 export interface Processor<C = unknown> {

@@ -108,6 +108,7 @@ export function createAnthropicUsageProcessor(opts: { baseUrl: string }): Proces
             totals.set(model, row)
           }
         }
+        ctx.reportProgress?.({ rows: totals.size, counters: { pages, rows: totals.size } })
         page = nextPageToken(body, page, LABEL)
         if (page === null) break
       }

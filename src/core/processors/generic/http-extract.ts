@@ -265,6 +265,7 @@ export function createHttpExtractProcessor(): Processor<HttpExtractConfig> {
         if (!Array.isArray(records)) throw malformed(LABEL, 'records_path is not a list')
         if (rows.length + records.length > config.max_records) throw new ProcessorError('LIMIT_EXCEEDED', `More than max_records (${config.max_records}) records`)
         records.forEach((r, i) => rows.push(mapRecord(r, rows.length + i, config, ctx)))
+        ctx.reportProgress?.({ rows: rows.length, counters: { pages, records: rows.length } })
         const current: URL = url
         url = null
         switch (p.type) {

@@ -79,6 +79,7 @@ export function createOpenAiUsageProcessor(opts: { baseUrl: string }): Processor
             totals.set(key, row)
           }
         }
+        ctx.reportProgress?.({ rows: totals.size, counters: { pages, rows: totals.size } })
         page = nextPageToken(body, page, LABEL)
         if (page === null) break
       }
