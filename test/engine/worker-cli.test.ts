@@ -28,13 +28,14 @@ for (const backend of backendNames()) {
         const runId = trig.json().run_id as string
         const env = { ...process.env, ...testEnv(t.backend, { LOG_LEVEL: 'warn', PIPELINE_CONFIG_DIRS: templateDir, WORKER_POLL_MS: '100', SCHEDULER_ENABLED: 'false' }) }
         worker = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker'], { env, stdio: ['ignore', 'ignore', 'inherit'] })
-        const deadline = Date.now() + 30_000
+        // Long-poll (?wait=) rather than tight polling: a slow worker start must not exhaust the rate limit.
+        const deadline = Date.now() + 90_000
         let status = 'PENDING'
         while (Date.now() < deadline) {
-          const res = await t.app.inject({ method: 'GET', url: `/api/v1/pipelines/cli-co/runs/${runId}`, headers: t.org(key) })
+          const res = await t.app.inject({ method: 'GET', url: `/api/v1/pipelines/cli-co/runs/${runId}?wait=10&since=${status}`, headers: t.org(key) })
+          assert.equal(res.statusCode, 200, res.body)
           status = res.json().status
           if (status !== 'PENDING' && status !== 'RUNNING') break
-          await new Promise((r) => setTimeout(r, 100))
         }
         assert.equal(status, 'COMPLETED')
         const rows = await t.app.inject({ method: 'GET', url: '/api/v1/data/cli-co/tables/price_summary/rows', headers: t.org(key) })
