@@ -127,6 +127,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   DAILY_QUOTA_EXCEEDED: 'Daily run quota exhausted',
   MONTHLY_QUOTA_EXCEEDED: 'Monthly run quota exhausted',
   CONCURRENT_LIMIT_EXCEEDED: 'Concurrent run limit reached',
+  EVENT_STREAM_LIMIT_EXCEEDED: 'Too many open run event streams',
   INTERNAL_ERROR: 'Internal error',
   SERVICE_UNAVAILABLE: 'Service unavailable',
   SHUTTING_DOWN: 'Server is shutting down',
