@@ -175,4 +175,7 @@ function App() {
   )
 }
 
-render(<App />, document.getElementById('app')!)
+const root = document.getElementById('app')!
+// Replace the static "Loading" placeholder rather than rendering next to it.
+root.replaceChildren()
+render(<App />, root)

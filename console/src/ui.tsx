@@ -85,7 +85,7 @@ export function Gauge({ label, used, limit, caption }: { label: string; used: nu
     <figure class="gauge" data-gauge={label}>
       <svg viewBox="0 0 100 100" role="img" aria-label={`${label}: ${used} of ${limit} used`}>
         <circle cx="50" cy="50" r={r} class="gauge-track" />
-        <circle cx="50" cy="50" r={r} class={`gauge-fill gauge-${tone}`} stroke-dasharray={`${c * ratio} ${c}`} transform="rotate(-90 50 50)" />
+        {ratio > 0 ? <circle cx="50" cy="50" r={r} class={`gauge-fill gauge-${tone}`} stroke-dasharray={`${c * ratio} ${c}`} transform="rotate(-90 50 50)" /> : null}
         <text x="50" y="47" text-anchor="middle" class="gauge-value">{used}</text>
         <text x="50" y="63" text-anchor="middle" class="gauge-limit">of {limit}</text>
       </svg>

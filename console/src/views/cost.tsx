@@ -71,8 +71,9 @@ function Chart({ summary, by }: { summary: CostSummary; by: 'provider' | 'model'
   const H = 240
   const padL = 56
   const padB = 24
+  const padT = 14
   const bw = (W - padL) / dates.length
-  const y = (v: number) => ((H - padB) * v) / max
+  const y = (v: number) => ((H - padB - padT) * v) / max
   return (
     <div class="cost">
       <div class="totals" data-testid="cost-totals">

@@ -242,7 +242,8 @@ export function OrgDetail({ slug }: { slug: string }) {
 interface SystemData {
   database: { dialect: string; ok: boolean }
   queue: { pending: number; running: number }
-  workers: { worker_id: string; last_lease_at: string; active_runs: number }[]
+  workers: { worker_id: string; lease_until: string; active_runs: number }[]
+  this_process_workers: number
   rate_limits: { enabled: boolean; backend: string }
   kms: { provider: string; key_version: string; ok: boolean }
   console_sessions: number
@@ -294,16 +295,17 @@ export function SystemHealth() {
               <p>{s.data.console_sessions} signed in</p>
             </li>
           </ul>
-          <h2>Workers seen in the last 15 minutes</h2>
+          <h2>Workers holding a run now</h2>
+          <p class="muted">This server process runs {s.data.this_process_workers} in-process worker slot{s.data.this_process_workers === 1 ? '' : 's'}.</p>
           {s.data.workers.length === 0 ? (
-            <Empty title="No worker has taken a run recently">Workers show up here when they lease a run; start one with `tenantflow worker`, or trigger a run.</Empty>
+            <Empty title="No worker holds a run right now">Workers appear here while they run something (seen through their run leases). Separate processes start with `tenantflow worker`.</Empty>
           ) : (
             <div class="table-wrap">
               <table>
                 <thead>
                   <tr>
                     <th scope="col">Worker</th>
-                    <th scope="col">Last lease until</th>
+                    <th scope="col">Lease until</th>
                     <th scope="col" class="num">Running</th>
                   </tr>
                 </thead>
@@ -314,7 +316,7 @@ export function SystemHealth() {
                         <code>{w.worker_id}</code>
                       </td>
                       <td>
-                        <Time iso={w.last_lease_at} />
+                        <Time iso={w.lease_until} />
                       </td>
                       <td class="num">{w.active_runs}</td>
                     </tr>

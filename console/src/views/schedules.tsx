@@ -7,7 +7,7 @@ import { Badge, Empty, ErrorBox, Loading, PageHeader, Pager, Time, useAsync, use
 function inZone(iso: string | null, tz: string): string {
   if (!iso) return '—'
   try {
-    return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone: tz, timeZoneName: 'short' }).format(new Date(iso))
+    return new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: tz, timeZoneName: 'short' }).format(new Date(iso))
   } catch {
     return iso
   }

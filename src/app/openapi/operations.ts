@@ -436,7 +436,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /api/v1/admin/system': {
     operationId: 'getSystemHealth',
     summary: 'System health',
-    description: 'Database check, queue depth, workers seen through their leases in the last 15 minutes, the rate-limit backend, a KMS wrap/unwrap check and the number of console sessions.',
+    description: 'Database check, queue depth, workers holding a run lease now and this process\'s worker count, the rate-limit backend, a KMS wrap/unwrap check and the number of console sessions.',
     tag: 'Admin',
     errors: [],
     responses: { 200: 'The checks' },

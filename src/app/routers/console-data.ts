@@ -59,7 +59,9 @@ const AuditEntry = Strict({
 const SystemResponse = Strict({
   database: Strict({ dialect: Type.String({ maxLength: 16 }), ok: Type.Boolean() }),
   queue: Strict({ pending: Type.Integer({ minimum: 0 }), running: Type.Integer({ minimum: 0 }) }),
-  workers: Type.Array(Strict({ worker_id: Type.String({ maxLength: 200 }), last_lease_at: Type.String({ maxLength: 40 }), active_runs: Type.Integer({ minimum: 0 }) }), { maxItems: 100 }),
+  workers: Type.Array(Strict({ worker_id: Type.String({ maxLength: 200 }), lease_until: Type.String({ maxLength: 40 }), active_runs: Type.Integer({ minimum: 0 }) }), { maxItems: 100 }),
+  /** In-process workers this server was configured with (WORKER_CONCURRENCY; 0 = API only). */
+  this_process_workers: Type.Integer({ minimum: 0 }),
   rate_limits: Strict({ enabled: Type.Boolean(), backend: Type.String({ maxLength: 16 }) }),
   kms: Strict({ provider: Type.String({ maxLength: 16 }), key_version: Type.String({ maxLength: 64 }), ok: Type.Boolean() }),
   console_sessions: Type.Integer({ minimum: 0 }),
@@ -218,12 +220,12 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
         .groupBy('status')
         .limit(2)
         .execute()
-      // Workers are seen through the leases they take: owners of a lease that was live in the last 15 minutes.
+      // Workers are seen through the leases they hold: owners of the runs running now (a finished run drops its lease).
       const workers = await db
         .selectFrom('org_pipeline_runs')
-        .select(['lease_owner', (eb) => eb.fn.max('lease_expires_at').as('last'), (eb) => eb.fn.sum<number>(sql`CASE WHEN status = 'RUNNING' THEN 1 ELSE 0 END`).as('active')])
+        .select(['lease_owner', (eb) => eb.fn.max('lease_expires_at').as('last'), (eb) => eb.fn.countAll<number>().as('active')])
+        .where('status', '=', 'RUNNING')
         .where('lease_owner', 'is not', null)
-        .where('lease_expires_at', '>', now - 15 * 60_000)
         .groupBy('lease_owner')
         .limit(100)
         .execute()
@@ -242,7 +244,8 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
       return {
         database: { dialect: ctx.db.dialect, ok: dbOk },
         queue: { pending: count('PENDING'), running: count('RUNNING') },
-        workers: workers.map((w) => ({ worker_id: String(w.lease_owner).slice(0, 200), last_lease_at: iso(Number(w.last))!, active_runs: Number(w.active ?? 0) })),
+        workers: workers.map((w) => ({ worker_id: String(w.lease_owner).slice(0, 200), lease_until: iso(Number(w.last))!, active_runs: Number(w.active ?? 0) })),
+        this_process_workers: ctx.config.workers.concurrency,
         rate_limits: { enabled: ctx.rateLimits.enabled, backend: ctx.config.redisUrl ? 'redis' : ctx.config.databaseUrl ? 'postgres' : 'memory' },
         kms: { provider: ctx.kms.name, key_version: ctx.kms.currentKeyVersion().slice(0, 64), ok: kmsOk },
         console_sessions: Number(sessions?.n ?? 0),
