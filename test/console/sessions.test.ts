@@ -68,6 +68,12 @@ for (const backend of backendNames()) {
       assert.ok(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'") && !csp.includes('unsafe'), csp)
       assert.equal(page.headers['x-content-type-options'], 'nosniff')
       assert.equal(page.headers['referrer-policy'], 'no-referrer')
+      const token = s.cookie.split('=')[1]!
+      const logs = t.logs.join('\n')
+      assert.ok(logs.length > 0)
+      assert.ok(!logs.includes(token) && !logs.includes(keyA) && !logs.includes(s.csrf), 'no session token, key or CSRF token in the logs')
+      const stored = await t.ctx.db.kysely.selectFrom('console_sessions').selectAll().execute()
+      assert.ok(!JSON.stringify(stored).includes(token), 'the store keeps only a hash of the token')
     })
 
     test('a mutation with the cookie needs the CSRF header; a cross-site sign-in is refused', async () => {

@@ -100,6 +100,7 @@ interface OrgDetailData {
 }
 
 const LIMITS = ['daily_limit', 'monthly_limit', 'concurrent_limit'] as const
+const PLANS = ['STARTER', 'PROFESSIONAL', 'SCALE', 'ENTERPRISE']
 
 export function OrgDetail({ slug }: { slug: string }) {
   const detail = useAsync(() => api<OrgDetailData>('GET', `/api/v1/admin/organizations/${enc(slug)}`), [slug])
@@ -107,6 +108,7 @@ export function OrgDetail({ slug }: { slug: string }) {
   const [notice, setNotice] = useState('')
   const [limits, setLimits] = useState<Record<string, string>>({})
   const [confirm, setConfirm] = useState('')
+  const [plan, setPlan] = useState('')
   const [busy, setBusy] = useState(false)
   const d = detail.data
   const put = async (body: Record<string, unknown>, done: string) => {
@@ -197,6 +199,28 @@ export function OrgDetail({ slug }: { slug: string }) {
           <dd>{d.active_key_count}</dd>
         </div>
       </dl>
+      <h2>Subscription</h2>
+      <form
+        class="form row-form"
+        onSubmit={(e) => {
+          e.preventDefault()
+          if (plan && plan !== d.subscription.plan_name) void put({ plan_name: plan }, `Plan changed to ${plan}.`)
+        }}
+      >
+        <div class="field">
+          <label for="plan">Plan</label>
+          <select id="plan" value={plan || d.subscription.plan_name} onChange={(e) => setPlan(e.currentTarget.value)}>
+            {PLANS.map((p) => (
+              <option value={p}>{p}</option>
+            ))}
+          </select>
+        </div>
+        <div class="form-actions">
+          <button type="submit" disabled={busy}>
+            Change plan
+          </button>
+        </div>
+      </form>
       <h2>Limit overrides</h2>
       <form
         class="form row-form"
