@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
+import { LRUCache } from 'lru-cache'
 import pg from 'pg'
 import {
   CompiledQuery,
@@ -33,27 +34,89 @@ export interface Db {
 }
 
 /**
- * Kysely's SQLite driver with two changes: transactions take the write lock up front (BEGIN
- * IMMEDIATE), so concurrent processes serialize instead of failing on lock upgrade; and prepared
- * statements are cached by SQL text, since Kysely emits the same text for the same query shape.
+ * SQLite re-prepares a statement on every step when LIMIT or OFFSET is a bound parameter (its plan
+ * depends on the value), which made every bounded query 2-4x slower than the same query with a literal.
+ * These find the `?` placeholders that are a LIMIT or OFFSET operand, outside quoted text, and swap a
+ * bound value that is a safe non-negative integer for its literal; anything else stays bound.
+ */
+export function limitParameterSlots(text: string): number[] {
+  const slots: number[] = []
+  let index = 0
+  let quote: string | null = null
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (quote) {
+      if (c === quote) quote = null
+      continue
+    }
+    if (c === "'" || c === '"' || c === '`') {
+      quote = c
+      continue
+    }
+    if (c !== '?') continue
+    if (/\b(limit|offset)\s+$/i.test(text.slice(Math.max(0, i - 12), i))) slots.push(index)
+    index++
+  }
+  return slots
+}
+
+export function inlineLimits(text: string, parameters: unknown[], slots: number[]): { sql: string; parameters: unknown[] } {
+  if (slots.length === 0) return { sql: text, parameters }
+  const inline = new Map<number, number>()
+  for (const slot of slots) {
+    const v = parameters[slot]
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) inline.set(slot, v)
+  }
+  if (inline.size === 0) return { sql: text, parameters }
+  let out = ''
+  let index = 0
+  let quote: string | null = null
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (quote) {
+      if (c === quote) quote = null
+    } else if (c === "'" || c === '"' || c === '`') {
+      quote = c
+    } else if (c === '?') {
+      const literal = inline.get(index++)
+      if (literal !== undefined) {
+        out += String(literal)
+        continue
+      }
+    }
+    out += c
+  }
+  return { sql: out, parameters: parameters.filter((_, i) => !inline.has(i)) }
+}
+
+/**
+ * Kysely's SQLite driver with three changes: transactions take the write lock up front (BEGIN
+ * IMMEDIATE), so concurrent processes serialize instead of failing on lock upgrade; prepared
+ * statements are cached by SQL text, since Kysely emits the same text for the same query shape; and
+ * bound LIMIT/OFFSET values are compiled in as integer literals (see inlineLimits).
  */
 class SqliteConnection implements DatabaseConnection {
-  private readonly statements = new Map<string, SqliteDatabase.Statement>()
+  private readonly statements = new LRUCache<string, SqliteDatabase.Statement>({ max: 2000 })
+  private readonly limitSlots = new LRUCache<string, number[]>({ max: 2000 })
   constructor(private readonly db: SqliteDatabase.Database) {}
 
   private prepare(text: string): SqliteDatabase.Statement {
     let stmt = this.statements.get(text)
     if (!stmt) {
       stmt = this.db.prepare(text)
-      if (this.statements.size >= 1000) this.statements.clear()
       this.statements.set(text, stmt)
     }
     return stmt
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const stmt = this.prepare(compiled.sql)
-    const params = compiled.parameters as unknown[]
+    let slots = this.limitSlots.get(compiled.sql)
+    if (!slots) {
+      slots = limitParameterSlots(compiled.sql)
+      this.limitSlots.set(compiled.sql, slots)
+    }
+    const { sql: text, parameters: params } = inlineLimits(compiled.sql, compiled.parameters as unknown[], slots)
+    const stmt = this.prepare(text)
     if (stmt.reader) return { rows: stmt.all(params) as R[] }
     const { changes, lastInsertRowid } = stmt.run(params)
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
