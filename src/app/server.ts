@@ -2,7 +2,7 @@
 // validation, errors and routes are wired here; listening, signals and shutdown live in main.ts.
 // Tests build it and call inject().
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import AjvModule, { type ErrorObject } from 'ajv'
 import addFormatsModule from 'ajv-formats'
@@ -96,7 +96,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     exposeHeadRoutes: false,
     requestIdHeader: false,
     // One access line per request (onResponse below) instead of Fastify's two redacted ones.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => {
       const sent = req.headers['x-request-id']
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()

@@ -43,6 +43,7 @@ export type AccessLog = (line: AccessLine) => void
 export function createAccessLog(logger: Logger): AccessLog {
   if (!logger.isLevelEnabled('info')) return () => undefined
   const stream = (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]
-  const access = pino({ level: 'info', base: logger.bindings(), ...common }, stream)
+  const bindings = logger.bindings()
+  const access = pino({ level: 'info', ...common, ...(Object.keys(bindings).length ? { base: bindings } : {}) }, stream)
   return (line) => access.info(line, 'request')
 }

@@ -1,0 +1,48 @@
+// One access line per request, with validated fields only: no header, query or body value reaches it.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { buildTestApp } from '../helpers/app.js'
+
+test('each request writes exactly one access line with route template, status, duration, org and request id', async () => {
+  const t = await buildTestApp('sqlite', { env: { LOG_LEVEL: 'info' } })
+  try {
+    const key = await t.onboard('acme-logs')
+    t.logs.length = 0
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/v1/organizations/acme-logs/quota',
+      headers: { ...t.org(key), 'x-request-id': 'req-123', 'user-agent': 'secret-agent-value' },
+    })
+    assert.equal(res.statusCode, 200)
+    const bad = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/acme-logs/quota?token=leak-me', headers: t.org(key) })
+    assert.equal(bad.statusCode, 400)
+    await new Promise((r) => setImmediate(r))
+    const lines = t.logs.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const access = lines.filter((l) => l.msg === 'request')
+    assert.equal(access.length, 2, `one access line per request: ${t.logs.join('')}`)
+    assert.equal(lines.length, 2, 'no other line for a plain request')
+    assert.deepEqual(
+      { ...access[0], time: undefined, ms: undefined },
+      { level: 'info', time: undefined, pid: process.pid, hostname: access[0]!.hostname, req_id: 'req-123', method: 'GET', route: '/api/v1/organizations/:org_slug/quota', status: 200, ms: undefined, org: 'acme-logs', msg: 'request' },
+    )
+    assert.equal(typeof access[0]!.ms, 'number')
+    assert.equal(access[1]!.status, 400)
+    const text = t.logs.join('')
+    for (const leak of [key, 'secret-agent-value', 'leak-me']) assert.ok(!text.includes(leak), `${leak} reached the log`)
+  } finally {
+    await t.close()
+  }
+})
+
+test('at warn, requests write no access line', async () => {
+  const t = await buildTestApp('sqlite', { env: { LOG_LEVEL: 'warn' } })
+  try {
+    const key = await t.onboard('acme-quiet')
+    t.logs.length = 0
+    await t.app.inject({ method: 'GET', url: '/api/v1/organizations/acme-quiet/quota', headers: t.org(key) })
+    await new Promise((r) => setImmediate(r))
+    assert.equal(t.logs.join(''), '')
+  } finally {
+    await t.close()
+  }
+})
