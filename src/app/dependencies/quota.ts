@@ -35,7 +35,6 @@ export type RunOutcome = 'succeeded' | 'failed' | 'none'
 /** A concurrency slot frees when some run of the org finishes; we cannot know when, so clients get a short estimate. */
 export const CONCURRENCY_RETRY_AFTER_SECONDS = 30
 
-const ACTIVE_STATUSES = ['PENDING', 'RUNNING'] as const
 
 export const secondsUntilNextUtcMidnight = (now: number) => Math.max(1, Math.ceil((nextUtcMidnight(now) - now) / 1000))
 export const secondsUntilNextUtcMonth = (now: number) => Math.max(1, Math.ceil((nextMonthStart(now) - now) / 1000))
@@ -95,7 +94,8 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
     .selectFrom('org_pipeline_runs')
     .selectAll()
     .where('org_slug', '=', org)
-    .where('status', 'in', ACTIVE_STATUSES)
+    // Literal statuses (constants, not input) so both planners can use the partial dedup index.
+    .where(sql<boolean>`status IN ('PENDING', 'RUNNING')`)
     .where('dedup_key', '=', input.dedup_key)
     .orderBy('created_at', 'asc')
     .limit(1)

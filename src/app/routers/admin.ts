@@ -184,7 +184,7 @@ export function adminRoutes(app: App, ctx: AppContext): void {
         .limit(limit + 1)
       if (after) {
         const [t, id] = after as [number, string]
-        q = q.where((eb) => eb.or([eb('created_at', '<', t), eb.and([eb('created_at', '=', t), eb('audit_id', '<', id)])]))
+        q = q.where((eb) => eb(eb.refTuple('created_at', 'audit_id'), '<', eb.tuple(t, id)))
       }
       const rows = await q.execute()
       const page = rows.slice(0, limit)

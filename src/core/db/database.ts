@@ -191,6 +191,8 @@ function sqliteDialect(path: string): Dialect {
     db.pragma('synchronous = NORMAL')
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 60000')
+    // Analyze what the planner lacks statistics for (SQLite never does on its own); maintenance repeats it.
+    db.pragma('optimize = 0x10002')
     return db
   }
   return {

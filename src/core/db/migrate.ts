@@ -6,6 +6,7 @@ import { coreMigration } from './migrations/001_core.js'
 import { engineMigration } from './migrations/002_engine.js'
 import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
 import { runsMigration } from './migrations/007_runs.js'
+import { queryPlansMigration } from './migrations/009_query_plans.js'
 import { ensurePartitions } from './partitions.js'
 
 function migrations(db: Db): Record<string, Migration> {
@@ -14,6 +15,7 @@ function migrations(db: Db): Record<string, Migration> {
     '002_engine': engineMigration(db.dialect),
     '008_console_sessions': consoleSessionsMigration(db.dialect),
     '007_runs': runsMigration(db.dialect),
+    '009_query_plans': queryPlansMigration(db.dialect),
   }
 }
 

@@ -76,3 +76,16 @@ export async function deleteExpiredRows(db: Db, retentionDays: number, now = Dat
   const b = await sql`DELETE FROM org_pipeline_runs WHERE run_id IN (SELECT run_id FROM org_pipeline_runs WHERE run_date < ${cutoff} AND status NOT IN ('PENDING','RUNNING') LIMIT 10000)`.execute(db.kysely)
   return Number(a.numAffectedRows ?? 0n) + Number(b.numAffectedRows ?? 0n)
 }
+
+/**
+ * Planner statistics. SQLite is never analyzed on its own: `PRAGMA optimize` analyzes what needs it.
+ * PostgreSQL's autovacuum analyzes partitions but never a partitioned parent, whose statistics the
+ * planner uses for queries across partitions, so the parents are analyzed here.
+ */
+export async function refreshPlannerStatistics(db: Db): Promise<void> {
+  if (db.dialect === 'sqlite') {
+    await sql`PRAGMA optimize`.execute(db.kysely)
+    return
+  }
+  for (const table of PARTITIONED) await sql`ANALYZE ${sql.table(table)}`.execute(db.kysely)
+}

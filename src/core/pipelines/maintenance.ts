@@ -3,7 +3,7 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
-import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions } from '../db/partitions.js'
+import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions, refreshPlannerStatistics } from '../db/partitions.js'
 import { PeriodicTask } from './periodic.js'
 import type { EngineLogger } from './executor.js'
 
@@ -54,6 +54,7 @@ export async function runMaintenance(db: Db, retentionDays: number, now: number)
   const partitionsDropped = await dropExpiredPartitions(db, retention, now)
   const rowsDeleted = await deleteExpiredRows(db, retention, now)
   const idempotencyKeysDeleted = await deleteExpiredIdempotencyKeys(db, now)
+  await refreshPlannerStatistics(db)
   return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted }
 }
 

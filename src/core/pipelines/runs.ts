@@ -244,12 +244,8 @@ export async function listRuns(db: Db, orgSlug: string, q: ListRunsQuery): Promi
   if (q.pipeline_id) query = query.where('pipeline_id', '=', q.pipeline_id)
   const after = q.after
   if (after) {
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.created_at),
-        eb.and([eb('created_at', '=', after.created_at), eb('run_id', '<', after.run_id)]),
-      ]),
-    )
+    // A row-value comparison is one index range; the equivalent OR defeats the index on both backends.
+    query = query.where((eb) => eb(eb.refTuple('created_at', 'run_id'), '<', eb.tuple(after.created_at, after.run_id)))
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('run_id', 'desc').limit(limit + 1).execute()
   const runs = rows.slice(0, limit)
@@ -277,12 +273,7 @@ export async function listStepLogs(
     .where('run_id', '=', runId)
   const after = q.after
   if (after) {
-    query = query.where((eb) =>
-      eb.or([
-        eb('started_at', '>', after.started_at),
-        eb.and([eb('started_at', '=', after.started_at), eb('log_id', '>', after.log_id)]),
-      ]),
-    )
+    query = query.where((eb) => eb(eb.refTuple('started_at', 'log_id'), '>', eb.tuple(after.started_at, after.log_id)))
   }
   const rows = await query.orderBy('started_at', 'asc').orderBy('log_id', 'asc').limit(limit + 1).execute()
   const steps = rows.slice(0, limit)

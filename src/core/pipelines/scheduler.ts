@@ -127,12 +127,7 @@ export async function listSchedules(
   let query = db.kysely.selectFrom('org_schedules').selectAll().where('org_slug', '=', orgSlug)
   const after = q.after
   if (after) {
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.created_at),
-        eb.and([eb('created_at', '=', after.created_at), eb('schedule_id', '<', after.schedule_id)]),
-      ]),
-    )
+    query = query.where((eb) => eb(eb.refTuple('created_at', 'schedule_id'), '<', eb.tuple(after.created_at, after.schedule_id)))
   }
   const rows = await query.orderBy('created_at', 'desc').orderBy('schedule_id', 'desc').limit(limit + 1).execute()
   const schedules = rows.slice(0, limit)
