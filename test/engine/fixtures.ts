@@ -327,7 +327,7 @@ export function testEngine(
     metricsRegistry: new Registry(),
     builtinTemplateDir: templateDir,
     config: {
-      workers: { concurrency: opts.concurrency ?? 8, leaseMs: opts.leaseMs ?? 2000, heartbeatMs: opts.heartbeatMs ?? 200, pollMs: 50, reaperMs: opts.reaperMs ?? 200 },
+      workers: { concurrency: opts.concurrency ?? 8, leaseMs: opts.leaseMs ?? 20_000, heartbeatMs: opts.heartbeatMs ?? 200, pollMs: 50, reaperMs: opts.reaperMs ?? 200 },
       scheduler: { enabled: true, tickMs: 100 },
       pipelineConfigDirs: [],
       retentionDays: 90,
@@ -340,7 +340,7 @@ export function testEngine(
 }
 
 /** Polls `check` until it returns a truthy value (correctness wait, not a timing assertion). */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 15_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await check()
