@@ -53,6 +53,8 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest()
 export class AuthService {
   private readonly positive: LRUCache<string, OrgIdentity>
   private readonly negative: LRUCache<string, true>
+  /** Cached entries per org, so evicting one org does not walk the whole cache. */
+  private readonly byOrg = new Map<string, Set<string>>()
   private readonly lastUsed = new Map<string, number>()
   private readonly rootDigest: Buffer
   private generation = 0
@@ -67,7 +69,11 @@ export class AuthService {
     private readonly opts: AuthOptions,
   ) {
     this.rootDigest = sha256(rootKey)
-    this.positive = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.cacheTtlMs) })
+    this.positive = new LRUCache({
+      max: opts.cacheMax,
+      ttl: Math.max(1, opts.cacheTtlMs),
+      dispose: (id, key) => this.unindex(id.org_slug, key),
+    })
     this.negative = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.negativeCacheTtlMs) })
     bus.subscribe((e) => {
       if (e.type === 'auth.evict_all') this.evictAllLocal()
@@ -158,7 +164,12 @@ export class AuthService {
       trial_end_at: row.trial_end_at,
     }
     // An eviction that ran while we were querying may have made this row stale: do not cache it.
-    if (gen === this.generation) this.positive.set(cacheKey, identity)
+    if (gen === this.generation) {
+      this.positive.set(cacheKey, identity)
+      let keys = this.byOrg.get(identity.org_slug)
+      if (!keys) this.byOrg.set(identity.org_slug, (keys = new Set()))
+      keys.add(cacheKey)
+    }
     this.touch(identity.key_id, now)
     return identity
   }
@@ -192,10 +203,16 @@ export class AuthService {
 
   private evictOrgLocal(orgSlug: string): void {
     this.generation++
-    for (const [hash, id] of this.positive.entries()) {
-      if (id.org_slug === orgSlug) this.positive.delete(hash)
-    }
+    for (const key of [...(this.byOrg.get(orgSlug) ?? [])]) this.positive.delete(key)
+    this.byOrg.delete(orgSlug)
     this.negative.clear()
+  }
+
+  private unindex(orgSlug: string, key: string): void {
+    const keys = this.byOrg.get(orgSlug)
+    if (!keys) return
+    keys.delete(key)
+    if (keys.size === 0) this.byOrg.delete(orgSlug)
   }
 
   private evictAllLocal(): void {
