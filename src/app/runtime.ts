@@ -4,7 +4,7 @@
 import type { DestinationStream, Logger } from 'pino'
 import type { Config } from './config.js'
 import type { AppContext } from './context.js'
-import { openDatabase, type Db } from '../core/db/database.js'
+import { openDatabase, openRateLimitPool, type Db } from '../core/db/database.js'
 import { migrateToLatest } from '../core/db/migrate.js'
 import { systemClock, type Clock } from '../core/clock.js'
 import { createKms, type KmsProvider } from '../core/security/kms-encryption.js'
@@ -79,8 +79,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth)
     auth.start()
     closers.push(() => auth.stop())
+    const rateLimitPool = !config.redisUrl && db.pgUrl ? openRateLimitPool(db.pgUrl) : null
+    if (rateLimitPool) closers.push(() => rateLimitPool.end())
     const rateLimits = new RateLimits(
-      config.redisUrl ? { kind: 'redis', redisUrl: config.redisUrl } : db.pgPool ? { kind: 'postgres', pgPool: db.pgPool } : { kind: 'memory' },
+      config.redisUrl ? { kind: 'redis', redisUrl: config.redisUrl } : rateLimitPool ? { kind: 'postgres', pgPool: rateLimitPool } : { kind: 'memory' },
       {
         enabled: config.rateLimitEnabled,
         globalPerMinute: config.rateLimit.globalPerMinute,
