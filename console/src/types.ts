@@ -55,6 +55,7 @@ export interface Step {
   error_code: string | null
   error_message: string | null
   result?: unknown
+  progress?: Record<string, unknown> | null
 }
 
 export interface ParamSpec {

@@ -33,12 +33,13 @@ export interface Harness {
 }
 
 /** OpenAI: the admin key validates (users list) and the usage API answers one page of `results` for the day asked. */
-function openaiHandler(models: () => string[]) {
-  return (req: { path: string; headers: Record<string, unknown> }, res: import('node:http').ServerResponse) => {
+function openaiHandler(models: () => string[], gate: () => Promise<void>) {
+  return async (req: { path: string; headers: Record<string, unknown> }, res: import('node:http').ServerResponse) => {
     if (req.headers.authorization !== `Bearer ${OPENAI_ADMIN_KEY}`) return json(res, 401, { error: { message: 'bad key' } })
     const url = new URL(req.path, 'http://x')
     if (url.pathname === '/v1/organization/users') return json(res, 200, { object: 'list', data: [], has_more: false })
     if (url.pathname === '/v1/organization/usage/completions') {
+      await gate()
       const start = Number(url.searchParams.get('start_time'))
       const results = models().map((model, i) => ({
         object: 'organization.usage.completions.result', input_tokens: 1000 * (i + 1), output_tokens: 100, input_cached_tokens: 0,
@@ -57,9 +58,10 @@ function anthropicHandler(req: { path: string; headers: Record<string, unknown> 
   json(res, 401, { type: 'error', error: { type: 'authentication_error', message: 'admin key required' } })
 }
 
-export async function startHarness(models: () => string[]): Promise<Harness> {
+/** The OpenAI usage answer waits while `gate()` is pending (a test holds a run in RUNNING). */
+export async function startHarness(models: () => string[], gate: () => Promise<void> = async () => undefined): Promise<Harness> {
   if (!consoleIsCurrent()) await buildConsole()
-  const openai = await startUpstream(openaiHandler(models) as never)
+  const openai = await startUpstream(openaiHandler(models, gate) as never)
   const anthropic = await startUpstream(anthropicHandler as never)
   const attacker = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' })

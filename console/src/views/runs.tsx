@@ -90,7 +90,10 @@ export function Runs({ org }: { org: string }) {
   )
 }
 
-/** Polls a run until it ends: every second at first, backing off to every 5 s. */
+/**
+ * Follows a run until it ends: the API's event stream (GET …/runs/{id}/events, Server-Sent Events)
+ * when it can be opened, otherwise polling that backs off from every second to every 5 s.
+ */
 function useLiveRun(org: string, runId: string) {
   const [run, setRun] = useState<Run | null>(null)
   const [steps, setSteps] = useState<Step[]>([])
@@ -100,18 +103,23 @@ function useLiveRun(org: string, runId: string) {
   useEffect(() => {
     let stopped = false
     let timer: number | undefined
+    let source: EventSource | null = null
     delay.current = 1000
+    const load = async () => {
+      const [r, s] = await Promise.all([
+        api<Run>('GET', `/api/v1/pipelines/${enc(org)}/runs/${enc(runId)}`),
+        api<{ steps: Step[] }>('GET', `/api/v1/pipelines/${enc(org)}/runs/${enc(runId)}/steps${q({ limit: 200 })}`),
+      ])
+      if (stopped) return null
+      setRun(r)
+      setSteps(s.steps)
+      setError(null)
+      return r
+    }
     const poll = async () => {
       try {
-        const [r, s] = await Promise.all([
-          api<Run>('GET', `/api/v1/pipelines/${enc(org)}/runs/${enc(runId)}`),
-          api<{ steps: Step[] }>('GET', `/api/v1/pipelines/${enc(org)}/runs/${enc(runId)}/steps${q({ limit: 200 })}`),
-        ])
-        if (stopped) return
-        setRun(r)
-        setSteps(s.steps)
-        setError(null)
-        if (TERMINAL.has(r.status)) return
+        const r = await load()
+        if (!r || TERMINAL.has(r.status)) return
       } catch (err) {
         if (stopped) return
         setError(err)
@@ -120,10 +128,38 @@ function useLiveRun(org: string, runId: string) {
       delay.current = Math.min(5000, Math.round(delay.current * 1.5))
       timer = window.setTimeout(poll, delay.current)
     }
-    void poll()
+    const stream = () => {
+      if (typeof EventSource === 'undefined') return void poll()
+      source = new EventSource(`/api/v1/pipelines/${enc(org)}/runs/${enc(runId)}/events`)
+      const upsert = (st: Step) =>
+        setSteps((prev) => {
+          const next = prev.filter((p) => p.log_id !== st.log_id)
+          next.push(st)
+          return next.sort((a, b) => a.started_at.localeCompare(b.started_at) || a.log_id.localeCompare(b.log_id))
+        })
+      source.addEventListener('run', (e) => !stopped && setRun(JSON.parse((e as MessageEvent).data) as Run))
+      source.addEventListener('step', (e) => !stopped && upsert(JSON.parse((e as MessageEvent).data) as Step))
+      source.addEventListener('end', () => source?.close())
+      // A stream the server refuses or drops (limit reached, older server, proxy): fall back to polling.
+      source.onerror = () => {
+        if (!source || source.readyState === EventSource.CLOSED || source.readyState === EventSource.CONNECTING) {
+          source?.close()
+          source = null
+          if (!stopped) void poll()
+        }
+      }
+    }
+    // The first read also tells a missing run (404) apart before any stream is opened.
+    load().then(
+      (r) => {
+        if (r && !TERMINAL.has(r.status)) stream()
+      },
+      (err) => !stopped && setError(err),
+    )
     return () => {
       stopped = true
       window.clearTimeout(timer)
+      source?.close()
     }
   }, [org, runId, tick])
   return { run, steps, error, refresh: () => setTick((t) => t + 1) }
@@ -256,6 +292,7 @@ export function RunDetail({ org, runId }: { org: string; runId: string }) {
                 {s.error_message ? <> — {s.error_message}</> : null}
               </p>
             ) : null}
+            {s.status === 'RUNNING' && s.progress ? <ResultSummary result={s.progress} /> : null}
             {s.result !== undefined && s.result !== null ? <ResultSummary result={s.result} /> : null}
           </li>
         ))}
