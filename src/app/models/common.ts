@@ -3,11 +3,13 @@
 import Type, { type TSchema } from 'typebox'
 import { ApiError } from '../errors.js'
 import { ID_PATTERN } from '../../core/ids.js'
+import { checkKeyValues, CursorError, decodeCursorToken, encodeCursorToken, KEY_COLUMNS } from '../../core/cursor.js'
 
 export const SLUG_PATTERN = '^[a-z0-9][a-z0-9_-]{2,63}$'
 export const OrgSlug = Type.String({ pattern: SLUG_PATTERN, minLength: 3, maxLength: 64 })
 export const Id = Type.String({ pattern: ID_PATTERN, maxLength: 48 })
-export const Cursor = Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$', maxLength: 512 })
+const MAX_API_CURSOR_CHARS = 512
+export const Cursor = Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$', maxLength: MAX_API_CURSOR_CHARS })
 export const Timestamp = Type.Union([Type.Integer({ minimum: 0, maximum: 1e15 }), Type.Null()])
 export const IsoTime = Type.Union([Type.String({ maxLength: 40 }), Type.Null()])
 
@@ -46,24 +48,22 @@ export const errorResponses = {
 
 export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString())
 
-/** Opaque keyset cursor: base64url of a JSON tuple. */
+/** Opaque keyset cursor: base64url of a JSON tuple (src/core/cursor.ts is the one codec). */
 export function encodeCursor(parts: (string | number)[]): string {
-  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url')
+  return encodeCursorToken(parts)
 }
 
-/** Decodes a cursor made by encodeCursor; anything else is a 400 INVALID_CURSOR. */
+/**
+ * Decodes a cursor made by encodeCursor. `number` is a BIGINT column (a safe integer), `string` a TEXT
+ * id (bounded, no NUL): a forged value of any other shape is a 400 INVALID_CURSOR, never a driver error.
+ */
 export function decodeCursor(cursor: string | undefined, shape: ('string' | 'number')[]): (string | number)[] | null {
   if (!cursor) return null
-  let parsed: unknown
   try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-  } catch {
-    throw new ApiError('INVALID_CURSOR')
+    const columns = shape.map((kind) => (kind === 'number' ? KEY_COLUMNS.integer : KEY_COLUMNS.text))
+    return checkKeyValues(decodeCursorToken(cursor, MAX_API_CURSOR_CHARS), columns) as (string | number)[]
+  } catch (err) {
+    if (err instanceof CursorError) throw new ApiError('INVALID_CURSOR')
+    throw err
   }
-  const ok =
-    Array.isArray(parsed) &&
-    parsed.length === shape.length &&
-    parsed.every((v, i) => typeof v === shape[i] && (typeof v !== 'string' || v.length <= 200))
-  if (!ok) throw new ApiError('INVALID_CURSOR')
-  return parsed as (string | number)[]
 }
