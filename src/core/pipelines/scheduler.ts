@@ -46,23 +46,38 @@ export function isValidTimezone(tz: string): boolean {
   }
 }
 
-/** Five-field cron or a coarse alias; second-level schedules are not offered. */
-export function isValidCron(cron: string): boolean {
+// Jenkins-style `H` ("hashed") is resolved by the cron library with Math.random, so one expression
+// would give a different time on every parse: refused (THU, MAR... contain no standalone H).
+const HASHED_FIELD = /\bH\b/i
+export const CRON_RULE = 'must be a five-field cron expression (no H) or one of @hourly, @daily, @weekly, @monthly, @yearly'
+export const TIMEZONE_RULE = 'must be an IANA time zone such as UTC or Europe/Paris'
+
+/**
+ * Parses a five-field cron or a coarse alias (second-level schedules are not offered) once, in the
+ * schedule's timezone, and returns the first time strictly after `after` (epoch ms); null when the
+ * expression is not accepted or has no next time. Validation and next-time computation share it.
+ */
+export function parseCronNext(cron: string, timezone: string, after: number): number | null {
   const c = cron.trim()
-  if (c.length === 0 || c.length > 100) return false
-  if (c.startsWith('@')) return ALIASES.has(c)
-  if (c.split(/\s+/).length !== 5) return false
+  if (c.length === 0 || c.length > 100) return null
+  if (c.startsWith('@') ? !ALIASES.has(c) : c.split(/\s+/).length !== 5 || HASHED_FIELD.test(c)) return null
   try {
-    CronExpressionParser.parse(c, { tz: 'UTC' })
-    return true
+    const next = CronExpressionParser.parse(c, { tz: timezone, currentDate: new Date(after) }).next().getTime()
+    return Number.isFinite(next) ? next : null
   } catch {
-    return false
+    return null
   }
 }
 
-/** First cron time strictly after `after` (epoch ms) in the schedule's timezone. */
+export function isValidCron(cron: string): boolean {
+  return parseCronNext(cron, 'UTC', Date.now()) !== null
+}
+
+/** First cron time strictly after `after` (epoch ms) in the schedule's timezone; throws when there is none. */
 export function nextCronTime(cron: string, timezone: string, after: number): number {
-  return CronExpressionParser.parse(cron.trim(), { tz: timezone, currentDate: new Date(after) }).next().getTime()
+  const next = parseCronNext(cron, timezone, after)
+  if (next === null) throw new ScheduleError('INVALID_CRON', ['cron'])
+  return next
 }
 
 export interface ScheduleInput {
@@ -73,10 +88,14 @@ export interface ScheduleInput {
 }
 
 export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: string, input: ScheduleInput, now: number): Promise<ScheduleRow> {
-  const fields: string[] = []
-  if (!isValidCron(input.cron)) fields.push('cron')
-  if (!isValidTimezone(input.timezone)) fields.push('timezone')
-  if (fields.length) throw new ScheduleError(fields.includes('cron') ? 'INVALID_CRON' : 'INVALID_TIMEZONE', fields)
+  const zoneOk = isValidTimezone(input.timezone)
+  const nextRunAt = parseCronNext(input.cron, zoneOk ? input.timezone : 'UTC', now)
+  const errors: FieldIssue[] = []
+  if (nextRunAt === null) errors.push({ path: 'cron', message: CRON_RULE })
+  if (!zoneOk) errors.push({ path: 'timezone', message: TIMEZONE_RULE })
+  if (nextRunAt === null || !zoneOk) {
+    throw new ScheduleError(nextRunAt === null ? 'INVALID_CRON' : 'INVALID_TIMEZONE', errors.map((e) => e.path), errors)
+  }
   const template = catalog.getById(input.pipeline_id)
   if (!template) throw new ScheduleError('TEMPLATE_NOT_FOUND', ['pipeline_id'])
   const params = input.parameters ?? {}
@@ -92,7 +111,7 @@ export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: 
     // Raw input: relative defaults such as date=yesterday resolve when the schedule fires.
     parameters: JSON.stringify(params),
     is_active: 1,
-    next_run_at: nextCronTime(input.cron, input.timezone, now),
+    next_run_at: nextRunAt,
     last_run_at: null,
     last_run_id: null,
     last_status: null,
