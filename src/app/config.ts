@@ -69,10 +69,23 @@ function loadConsoleConfig(env: Env, production: boolean): ConsoleConfig {
 }
 
 export class ConfigError extends Error {
-  constructor(public readonly variable: string, reason: string) {
-    super(`invalid configuration: ${variable} ${reason}`)
+  /** Every problem found in one load (this one first); `variable` is the first problem's. */
+  readonly problems: { variable: string; reason: string }[]
+  constructor(public readonly variable: string, reason: string, more: { variable: string; reason: string }[] = []) {
+    super(`invalid configuration: ${[{ variable, reason }, ...more].map((p) => `${p.variable} ${p.reason}`).join('; ')}`)
     this.name = 'ConfigError'
+    this.problems = [{ variable, reason }, ...more]
   }
+}
+
+// loadConfig collects problems instead of stopping at the first, so an operator sees all of them in
+// one run. Set only during a (synchronous) loadConfig call.
+let problemSink: ConfigError[] | null = null
+
+/** Records a configuration problem; outside loadConfig it throws. Callers continue with a fallback. */
+function report(err: ConfigError): void {
+  if (!problemSink) throw err
+  problemSink.push(err)
 }
 
 type Env = Record<string, string | undefined>
@@ -83,7 +96,8 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   const v = raw.trim().toLowerCase()
   if (['1', 'true', 'yes', 'on'].includes(v)) return true
   if (['0', 'false', 'no', 'off'].includes(v)) return false
-  throw new ConfigError(name, 'must be true or false')
+  report(new ConfigError(name, 'must be true or false'))
+  return fallback
 }
 
 /**
@@ -98,10 +112,11 @@ export function defaultAuthCacheMax(heapLimitBytes = v8.getHeapStatistics().heap
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
-  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, 'must be an integer')
   const n = Number(raw)
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}`)
-  return n
+  if (!/^-?\d+$/.test(raw.trim())) report(new ConfigError(name, 'must be an integer'))
+  else if (n < min || n > max) report(new ConfigError(name, `must be between ${min} and ${max}`))
+  else return n
+  return fallback
 }
 
 function url(env: Env, name: string, fallback: string | null, protocols: string[]): string | null {
@@ -111,9 +126,13 @@ function url(env: Env, name: string, fallback: string | null, protocols: string[
   try {
     parsed = new URL(raw)
   } catch {
-    throw new ConfigError(name, 'must be a URL')
+    report(new ConfigError(name, 'must be a URL'))
+    return fallback
   }
-  if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}`)
+  if (!protocols.includes(parsed.protocol)) {
+    report(new ConfigError(name, `must use ${protocols.join(' or ')}`))
+    return fallback
+  }
   return raw.replace(/\/+$/, '')
 }
 
@@ -151,7 +170,27 @@ export interface LoadOptions {
   persistDevSecrets?: boolean
 }
 
+/** Reads the configuration; throws one ConfigError listing every problem found. */
 export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Config {
+  const problems: ConfigError[] = []
+  problemSink = problems
+  let config: Config | null = null
+  try {
+    config = readConfig(env, opts)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    problems.push(err)
+  } finally {
+    problemSink = null
+  }
+  if (problems.length > 0) {
+    const [first, ...rest] = problems.flatMap((p) => p.problems)
+    throw new ConfigError(first!.variable, first!.reason, rest)
+  }
+  return config!
+}
+
+function readConfig(env: Env, opts: LoadOptions): Config {
   const envName = (env.ENVIRONMENT ?? 'development').trim().toLowerCase()
   if (!['development', 'staging', 'production'].includes(envName)) {
     throw new ConfigError('ENVIRONMENT', 'must be development, staging or production')
@@ -161,63 +200,73 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
   const dataDir = resolve(env.DATA_DIR || './.tenantflow')
 
   if (bool(env, 'DISABLE_AUTH', false)) {
-    throw new ConfigError('DISABLE_AUTH', 'is not supported: tenantflow has no auth bypass')
+    report(new ConfigError('DISABLE_AUTH', 'is not supported: tenantflow has no auth bypass'))
   }
   const rateLimitEnabled = bool(env, 'RATE_LIMIT_ENABLED', true)
-  if (production && !rateLimitEnabled) throw new ConfigError('RATE_LIMIT_ENABLED', 'must be true in production')
+  if (production && !rateLimitEnabled) report(new ConfigError('RATE_LIMIT_ENABLED', 'must be true in production'))
 
   let rootApiKey = env.CA_ROOT_API_KEY ?? ''
   let rootKeyGenerated = false
   if (!rootApiKey) {
-    if (production) throw new ConfigError('CA_ROOT_API_KEY', 'must be set in production')
     // Only development generates secrets; a staging deploy that forgot one must not get a fresh one.
-    if (!opts.persistDevSecrets || environment !== 'development') throw new ConfigError('CA_ROOT_API_KEY', 'must be set')
-    const s = devSecret(dataDir, 'root-key', () => 'tfroot_' + randomBytes(32).toString('base64url'))
-    rootApiKey = s.value
-    rootKeyGenerated = s.created
+    if (production) report(new ConfigError('CA_ROOT_API_KEY', 'must be set in production'))
+    else if (!opts.persistDevSecrets || environment !== 'development') report(new ConfigError('CA_ROOT_API_KEY', 'must be set'))
+    else {
+      const s = devSecret(dataDir, 'root-key', () => 'tfroot_' + randomBytes(32).toString('base64url'))
+      rootApiKey = s.value
+      rootKeyGenerated = s.created
+    }
   }
-  if (rootApiKey.length < 32) throw new ConfigError('CA_ROOT_API_KEY', 'must be at least 32 characters')
-  if (rootApiKey.length > 512) throw new ConfigError('CA_ROOT_API_KEY', 'must be at most 512 characters')
+  if (rootApiKey && rootApiKey.length < 32) report(new ConfigError('CA_ROOT_API_KEY', 'must be at least 32 characters'))
+  if (rootApiKey.length > 512) report(new ConfigError('CA_ROOT_API_KEY', 'must be at most 512 characters'))
 
   const kmsProvider = (env.KMS_PROVIDER ?? 'local').trim().toLowerCase()
-  if (kmsProvider !== 'local' && kmsProvider !== 'gcp') throw new ConfigError('KMS_PROVIDER', 'must be local or gcp')
+  if (kmsProvider !== 'local' && kmsProvider !== 'gcp') report(new ConfigError('KMS_PROVIDER', 'must be local or gcp'))
   let localMasterKey: Buffer | null = null
   if (kmsProvider === 'local') {
     let raw = env.KMS_LOCAL_MASTER_KEY ?? ''
     if (!raw) {
-      if (production) throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set explicitly in production')
-      if (!opts.persistDevSecrets || environment !== 'development') throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set')
-      raw = devSecret(dataDir, 'kms-master-key', () => randomBytes(32).toString('base64')).value
+      if (production) report(new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set explicitly in production'))
+      else if (!opts.persistDevSecrets || environment !== 'development') report(new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set'))
+      else raw = devSecret(dataDir, 'kms-master-key', () => randomBytes(32).toString('base64')).value
     }
-    localMasterKey = Buffer.from(raw, 'base64')
-    if (localMasterKey.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(raw.trim())) {
-      throw new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be base64 of exactly 32 bytes')
+    if (raw) {
+      localMasterKey = Buffer.from(raw, 'base64')
+      if (localMasterKey.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(raw.trim())) {
+        report(new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be base64 of exactly 32 bytes'))
+      }
     }
   }
   const localMasterKeyVersion = (env.KMS_LOCAL_KEY_VERSION || 'v1').slice(0, 32)
-  const localPreviousKeys = previousKeys(env, 'KMS_LOCAL_PREVIOUS_KEYS', localMasterKeyVersion)
+  let localPreviousKeys: { version: string; key: Buffer }[] = []
+  try {
+    localPreviousKeys = previousKeys(env, 'KMS_LOCAL_PREVIOUS_KEYS', localMasterKeyVersion)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    report(err)
+  }
   const gcpKeyName = env.GCP_KMS_KEY_NAME || null
   if (kmsProvider === 'gcp') {
-    if (!gcpKeyName) throw new ConfigError('GCP_KMS_KEY_NAME', 'must be set when KMS_PROVIDER=gcp')
-    if (!/^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/.test(gcpKeyName)) {
-      throw new ConfigError('GCP_KMS_KEY_NAME', 'must be projects/*/locations/*/keyRings/*/cryptoKeys/*')
+    if (!gcpKeyName) report(new ConfigError('GCP_KMS_KEY_NAME', 'must be set when KMS_PROVIDER=gcp'))
+    else if (!/^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/.test(gcpKeyName)) {
+      report(new ConfigError('GCP_KMS_KEY_NAME', 'must be projects/*/locations/*/keyRings/*/cryptoKeys/*'))
     }
   }
 
   const enableApiDocs = bool(env, 'ENABLE_API_DOCS', !production)
   const allowLoopback = bool(env, 'EGRESS_ALLOW_LOOPBACK', false)
-  if (production && allowLoopback) throw new ConfigError('EGRESS_ALLOW_LOOPBACK', 'must not be true in production')
+  if (production && allowLoopback) report(new ConfigError('EGRESS_ALLOW_LOOPBACK', 'must not be true in production'))
 
   const databaseUrl = url(env, 'DATABASE_URL', null, ['postgres:', 'postgresql:'])
   const redisUrl = url(env, 'REDIS_URL', null, ['redis:', 'rediss:'])
   const logLevel = (env.LOG_LEVEL ?? 'info').trim()
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', 'must be a pino level')
+    report(new ConfigError('LOG_LEVEL', 'must be a pino level'))
   }
   const hostList = (env.EGRESS_ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)
   const webhookSigningSecret = env.WEBHOOK_SIGNING_SECRET || null
   if (webhookSigningSecret !== null && webhookSigningSecret.length < 32) {
-    throw new ConfigError('WEBHOOK_SIGNING_SECRET', 'must be at least 32 characters')
+    report(new ConfigError('WEBHOOK_SIGNING_SECRET', 'must be at least 32 characters'))
   }
 
   return {
@@ -233,7 +282,7 @@ export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Conf
     enableApiDocs,
     logLevel,
     kms: {
-      provider: kmsProvider,
+      provider: kmsProvider === 'gcp' ? 'gcp' : 'local',
       localMasterKey,
       localMasterKeyVersion,
       localPreviousKeys,

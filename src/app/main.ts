@@ -1,9 +1,10 @@
-// `tenantflow serve`: validate config (exit non-zero naming the variable), build the runtime,
+// `tenantflow serve`: validate config (exit non-zero listing every problem), build the runtime,
 // listen, and shut down gracefully on SIGTERM/SIGINT: stop accepting, drain requests, let running
 // steps finish up to the deadline, hand unfinished runs back.
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createRuntime, type Runtime } from './runtime.js'
 import { buildApp, type App } from './server.js'
+import { describeStartupError, StartupStepError } from './startup-errors.js'
 
 export interface Started {
   app: App
@@ -22,7 +23,13 @@ export async function startServer(config: Config, opts: { workers?: boolean; sch
     await runtime.close()
     throw err
   }
-  await app.listen({ port: config.port, host: config.host })
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    await app.close().catch(() => undefined)
+    await runtime.close()
+    throw new StartupStepError('listen', err)
+  }
   await startBackground(runtime, opts)
   let stopping: Promise<void> | null = null
   const stop = () => {
@@ -45,30 +52,28 @@ export async function stopBackground(runtime: Runtime, graceMs: number): Promise
   await runtime.ctx.engine?.stop(graceMs)
 }
 
-export function exitOnConfigError(err: unknown): never {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`tenantflow: ${err.message}\n`)
-    process.exit(2)
-  }
-  // Driver messages can carry connection details: print the error's kind and code only.
-  const code = (err as { code?: unknown } | null)?.code
-  const kind = err instanceof Error ? err.name : 'Error'
-  process.stderr.write(`tenantflow: startup failed (${kind}${typeof code === 'string' ? ` ${code.slice(0, 40)}` : ''})\n`)
-  process.exit(1)
+/** Prints every problem of a failed startup in words with a fix hint, then exits (2 for configuration, else 1). */
+export function exitOnStartupError(err: unknown, config: Config | null = null): never {
+  for (const p of describeStartupError(err, config)) process.stderr.write(`tenantflow: ${p.message}\n  fix: ${p.hint}\n`)
+  process.exit(err instanceof ConfigError ? 2 : 1)
 }
 
-export async function main(): Promise<void> {
-  let config: Config
+/** Loads the configuration from the process environment or exits listing every problem. */
+export function configOrExit(overrides: (c: Config) => Config = (c) => c): Config {
   try {
-    config = loadConfig(process.env, { persistDevSecrets: true })
+    return overrides(loadConfig(process.env, { persistDevSecrets: true }))
   } catch (err) {
-    exitOnConfigError(err)
+    exitOnStartupError(err)
   }
+}
+
+export async function main(opts: { port?: number; host?: string } = {}): Promise<void> {
+  const config = configOrExit((c) => ({ ...c, port: opts.port ?? c.port, host: opts.host ?? c.host }))
   let started: Started
   try {
     started = await startServer(config)
   } catch (err) {
-    exitOnConfigError(err)
+    exitOnStartupError(err, config)
   }
   const log = started.runtime.ctx.logger
   if (config.rootKeyGenerated) {

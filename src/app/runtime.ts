@@ -29,6 +29,7 @@ import { pinSecret } from '../core/security/scrub.js'
 import { AuthService } from './dependencies/auth.js'
 import { RateLimits } from './dependencies/rate-limit.js'
 import { SessionService } from './dependencies/session.js'
+import { StartupStepError } from './startup-errors.js'
 
 export interface RuntimeOptions {
   clock?: Clock
@@ -71,7 +72,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     for (const c of closers.reverse()) await c().catch(() => undefined)
   }
   try {
-    await migrateToLatest(db, clock.now())
+    try {
+      await migrateToLatest(db, clock.now())
+    } catch (err) {
+      throw new StartupStepError('database', err) // described for the operator in startup-errors.ts
+    }
     const kms = opts.kms ?? (await createKms(config))
     if (kms.close) closers.push(() => kms.close!())
     const bus = await createBus(db)

@@ -48,3 +48,15 @@ export async function migrateToLatest(db: Db, now = Date.now()): Promise<{ appli
   if (db.dialect === 'postgres') await ensurePartitions(db, now)
   return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) }
 }
+
+/** Names of migrations not yet applied (read-only: creates no table on a fresh database). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(db) }
+  const migrator = new Migrator({
+    db: db.kysely,
+    provider,
+    migrationTableName: 'tenantflow_migrations',
+    migrationLockTableName: 'tenantflow_migrations_lock',
+  })
+  return (await migrator.getMigrations()).filter((m) => !m.executedAt).map((m) => m.name)
+}

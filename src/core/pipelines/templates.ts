@@ -1,7 +1,8 @@
 // Pipeline templates: YAML files at {root}/{provider}/{domain}/{pipeline}.yml, validated strictly at
-// startup. Any problem throws a TemplateError naming the file and the field, which stops startup.
+// startup. Every problem is a TemplateError naming the file, the field and the reason; loading collects
+// all of them (a YAML file outside the layout is one too) and any problem stops startup.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { isAbsolute, join, relative } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { ProcessorRegistry } from '../processors/registry.js'
 import type { IntegrationProvider } from '../processors/types.js'
@@ -54,9 +55,22 @@ export interface PipelineTemplate {
 }
 
 export class TemplateError extends Error {
-  constructor(readonly file: string, readonly field: string, reason: string) {
+  constructor(readonly file: string, readonly field: string, readonly reason: string) {
     super(`invalid pipeline template ${file}: ${field}: ${reason}`)
     this.name = 'TemplateError'
+  }
+
+  /** `file: field: reason`, the line operators see. */
+  line(): string {
+    return `${this.file}: ${this.field}: ${this.reason}`
+  }
+}
+
+/** Thrown by TemplateCatalog.load: the first problem's fields, plus every problem in `problems`. */
+export class TemplateErrors extends TemplateError {
+  constructor(readonly problems: TemplateError[]) {
+    super(problems[0]!.file, problems[0]!.field, problems[0]!.reason)
+    this.message = `${problems.length} pipeline template problem(s): ${problems.map((p) => p.line()).join('; ')}`
   }
 }
 
@@ -264,26 +278,72 @@ export function parseTemplate(
 }
 
 const listDir = (dir: string) => readdirSync(dir).sort()
+/** Paths inside the working directory are shown relative to it, others in full. */
+function shownPath(p: string): string {
+  const r = relative(process.cwd(), p)
+  return r && !r.startsWith('..') && !isAbsolute(r) ? r : p
+}
+const isYaml = (name: string) => /\.ya?ml$/i.test(name)
+const LAYOUT = '<provider>/<domain>/<pipeline>.yml'
 
-/** Reads every template under one root directory. */
-function loadRoot(root: string, registry: ProcessorRegistry): PipelineTemplate[] {
+/** A YAML file that is not at {root}/{provider}/{domain}/{pipeline}.yml is an error naming the expected path. */
+function misplaced(root: string, file: string, expected: string): TemplateError {
+  return new TemplateError(shownPath(file), '(layout)', `templates live at ${shownPath(join(root, LAYOUT))}; expected ${shownPath(join(root, expected))}`)
+}
+
+/** Reads every template under one root directory; problems go to `errors`, the rest are returned. */
+function loadRoot(root: string, registry: ProcessorRegistry, errors: TemplateError[]): PipelineTemplate[] {
   const out: PipelineTemplate[] = []
+  const attempt = (fn: () => void) => {
+    try {
+      fn()
+    } catch (err) {
+      if (err instanceof TemplateError) errors.push(err)
+      else throw err
+    }
+  }
   for (const provider of listDir(root)) {
     const pDir = join(root, provider)
-    if (!statSync(pDir).isDirectory()) continue
-    if (!SEGMENT.test(provider)) throw new TemplateError(pDir, 'provider', 'directory name must match ^[a-z0-9][a-z0-9_-]{0,63}$')
+    if (provider.startsWith('.')) continue
+    if (!statSync(pDir).isDirectory()) {
+      if (isYaml(provider)) errors.push(misplaced(root, pDir, join('<provider>', '<domain>', provider.replace(/\.ya?ml$/i, '.yml'))))
+      continue
+    }
+    if (!SEGMENT.test(provider)) {
+      errors.push(new TemplateError(shownPath(pDir), 'provider', 'directory name must match ^[a-z0-9][a-z0-9_-]{0,63}$'))
+      continue
+    }
     for (const domain of listDir(pDir)) {
       const dDir = join(pDir, domain)
-      if (!statSync(dDir).isDirectory()) continue
-      if (!SEGMENT.test(domain)) throw new TemplateError(dDir, 'domain', 'directory name must match ^[a-z0-9][a-z0-9_-]{0,63}$')
+      if (domain.startsWith('.')) continue
+      if (!statSync(dDir).isDirectory()) {
+        if (isYaml(domain)) errors.push(misplaced(root, dDir, join(provider, '<domain>', domain.replace(/\.ya?ml$/i, '.yml'))))
+        continue
+      }
+      if (!SEGMENT.test(domain)) {
+        errors.push(new TemplateError(shownPath(dDir), 'domain', 'directory name must match ^[a-z0-9][a-z0-9_-]{0,63}$'))
+        continue
+      }
       for (const name of listDir(dDir)) {
-        if (!name.endsWith('.yml')) continue
         const file = join(dDir, name)
+        if (name.startsWith('.')) continue
+        if (statSync(file).isDirectory()) {
+          const nested = readdirSync(file, { recursive: true, withFileTypes: true }).find((e) => e.isFile() && isYaml(e.name))
+          if (nested) errors.push(misplaced(root, join(nested.parentPath, nested.name), join(provider, domain, nested.name.replace(/\.ya?ml$/i, '.yml'))))
+          continue
+        }
+        if (!isYaml(name)) continue
+        if (!name.endsWith('.yml')) {
+          errors.push(misplaced(root, file, join(provider, domain, name.replace(/\.ya?ml$/i, '.yml'))))
+          continue
+        }
         const pipeline = name.slice(0, -4)
-        const shown = relative(process.cwd(), file) || file
-        if (!SEGMENT.test(pipeline)) throw new TemplateError(shown, 'pipeline', 'file name must match ^[a-z0-9][a-z0-9_-]{0,63}$')
-        if (statSync(file).size > MAX_FILE_BYTES) throw new TemplateError(shown, '(document)', 'file is larger than 256 KiB')
-        out.push(parseTemplate(shown, readFileSync(file, 'utf8'), { provider, domain, pipeline }, registry))
+        const shown = shownPath(file)
+        attempt(() => {
+          if (!SEGMENT.test(pipeline)) throw new TemplateError(shown, 'pipeline', 'file name must match ^[a-z0-9][a-z0-9_-]{0,63}$')
+          if (statSync(file).size > MAX_FILE_BYTES) throw new TemplateError(shown, '(document)', 'file is larger than 256 KiB')
+          out.push(parseTemplate(shown, readFileSync(file, 'utf8'), { provider, domain, pipeline }, registry))
+        })
       }
     }
   }
@@ -319,25 +379,40 @@ export function parameterRule(spec: ParameterSpec): string {
 export class TemplateCatalog {
   private readonly byId = new Map<string, PipelineTemplate>()
 
-  constructor(templates: PipelineTemplate[]) {
+  constructor(templates: PipelineTemplate[], errors?: TemplateError[]) {
     for (const t of templates) {
-      if (this.byId.has(t.id)) throw new TemplateError(t.file, 'id', `duplicate template id ${t.id} (also in ${this.byId.get(t.id)!.file})`)
+      const duplicate = this.byId.get(t.id)
+      if (duplicate) {
+        const err = new TemplateError(t.file, 'id', `duplicate template id ${t.id} (also in ${duplicate.file})`)
+        if (!errors) throw err
+        errors.push(err)
+        continue
+      }
       this.byId.set(t.id, t)
     }
   }
 
   /**
-   * Loads the built-in root (may be absent) and the operator's directories (must exist).
-   * Throws TemplateError on the first problem.
+   * Reads the built-in root (may be absent) and the operator's directories (each must exist) and
+   * returns every problem found; `catalog` holds the templates that loaded.
    */
-  static load(opts: { builtinDir: string | null; extraDirs: string[]; registry: ProcessorRegistry }): TemplateCatalog {
+  static check(opts: { builtinDir: string | null; extraDirs: string[]; registry: ProcessorRegistry }): { catalog: TemplateCatalog; errors: TemplateError[] } {
+    const errors: TemplateError[] = []
     const templates: PipelineTemplate[] = []
-    if (opts.builtinDir && existsSync(opts.builtinDir)) templates.push(...loadRoot(opts.builtinDir, opts.registry))
+    if (opts.builtinDir && existsSync(opts.builtinDir)) templates.push(...loadRoot(opts.builtinDir, opts.registry, errors))
     for (const dir of opts.extraDirs) {
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TemplateError(dir, 'PIPELINE_CONFIG_DIRS', 'is not a directory')
-      templates.push(...loadRoot(dir, opts.registry))
+      if (!existsSync(dir)) errors.push(new TemplateError(shownPath(dir), '(directory)', 'template directory does not exist'))
+      else if (!statSync(dir).isDirectory()) errors.push(new TemplateError(shownPath(dir), '(directory)', 'is not a directory'))
+      else templates.push(...loadRoot(dir, opts.registry, errors))
     }
-    return new TemplateCatalog(templates)
+    return { catalog: new TemplateCatalog(templates, errors), errors }
+  }
+
+  /** Like check(), but any problem throws TemplateErrors listing all of them. */
+  static load(opts: { builtinDir: string | null; extraDirs: string[]; registry: ProcessorRegistry }): TemplateCatalog {
+    const { catalog, errors } = TemplateCatalog.check(opts)
+    if (errors.length > 0) throw new TemplateErrors(errors)
+    return catalog
   }
 
   list(): PipelineTemplate[] {
