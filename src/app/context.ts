@@ -13,14 +13,15 @@ import type { EgressClient } from '../core/http/types.js'
 import type { ProcessorRegistry } from '../core/processors/registry.js'
 import type { Engine } from '../core/pipelines/engine.js'
 import type { AuthService } from './dependencies/auth.js'
+import type { DatasetBinding } from '../core/datasets/types.js'
 import type { RateLimits } from './dependencies/rate-limit.js'
 import type { SessionService } from './dependencies/session.js'
 
 export interface DatasetAdmin {
-  /** Creates the org's isolated dataset; returns its id (file name or schema name). */
-  create(orgSlug: string): Promise<string>
-  /** Drops it; returns whether something was dropped. */
-  drop(orgSlug: string): Promise<boolean>
+  /** Creates a new org incarnation's isolated dataset under `datasetId` (seeded); returns the id. */
+  create(orgSlug: string, datasetId: string): Promise<string>
+  /** Drops one incarnation's dataset; returns whether something was dropped. */
+  drop(ds: DatasetBinding): Promise<boolean>
 }
 
 export interface CredentialAdmin {

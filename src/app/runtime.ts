@@ -119,13 +119,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       egress,
       processors,
       datasets: {
-        create: async (slug) => {
-          const id = await createDataset(db, config.dataDir, slug)
+        create: async (slug, datasetId) => {
+          const id = await createDataset(db, config.dataDir, slug, datasetId)
           // Every org starts with the shipped per-model price table (editable per org).
-          await seedDefaultPrices(openDatasetWriter(db, config.dataDir, slug))
+          await seedDefaultPrices(openDatasetWriter(db, config.dataDir, { orgSlug: slug, datasetId: id }))
           return id
         },
-        drop: async (slug) => (await dropDataset(db, config.dataDir, slug)).dropped,
+        drop: async (ds) => (await dropDataset(db, config.dataDir, ds)).dropped,
       },
       credentials: { destroyOrg: (trx, slug) => destroyOrgCredentials(trx, slug, clock.now()) },
       engine: null,
@@ -151,7 +151,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       // Hints for run watchers (?wait=, SSE) on this and, on PostgreSQL, every other instance.
       onRunChanged: (slug, runId) => void bus.publish({ type: 'run.changed', run_id: runId, ...(slug ? { org_slug: slug } : {}) }).catch(() => undefined),
       deps: {
-        openDataset: (slug) => openDatasetWriter(db, config.dataDir, slug),
+        openDataset: (ds, o) => openDatasetWriter(db, config.dataDir, ds, { fence: o?.fence }),
         http: egress,
         integrationReady: async (slug, provider) => {
           try {
@@ -186,6 +186,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       },
     })
     closers.push(() => ctx.engine!.stop(0))
+    // Offboarding on any instance stops that org's in-flight runs here at once.
+    bus.subscribe((e) => {
+      if (e.type === 'org.offboarded' && e.org_slug) ctx.engine?.workers.abortOrg(e.org_slug, e.dataset_id)
+    })
     return { ctx, close }
   } catch (err) {
     await close()

@@ -14,7 +14,7 @@ for (const backend of backendNames()) {
       t = await buildTestApp(backend)
       keyA = await t.onboard('data-a')
       keyB = await t.onboard('data-b')
-      const w = openDatasetWriter(t.ctx.db, t.ctx.config.dataDir, 'data-a')
+      const w = openDatasetWriter(t.ctx.db, t.ctx.config.dataDir, await t.datasetOf('data-a'))
       await w.ensureTable({
         name: 'events',
         columns: [

@@ -42,18 +42,20 @@ for (const backend of backendNames()) {
   describe(`datasets on ${backend}`, () => {
     let b: TestBackend
     let db: Db
+    const ids: Record<string, string> = {}
     before(async () => {
       b = await freshBackend(backend)
       db = openDatabase({ databaseUrl: b.databaseUrl, dataDir: b.dataDir, poolSize: 4 })
       await migrateToLatest(db)
-      await createDataset(db, b.dataDir, 'org-a')
-      await createDataset(db, b.dataDir, 'org_b')
+      ids['org-a'] = await createDataset(db, b.dataDir, 'org-a')
+      ids['org_b'] = await createDataset(db, b.dataDir, 'org_b')
     })
     after(async () => {
       await db.close()
       await b.cleanup()
     })
-    const w = (org: string) => openDatasetWriter(db, b.dataDir, org)
+    const ds = (org: string) => ({ orgSlug: org, datasetId: ids[org]! })
+    const w = (org: string) => openDatasetWriter(db, b.dataDir, ds(org))
 
     test('batched upsert across several statements is idempotent and round-trips every type', async () => {
       const a = w('org-a')
@@ -78,7 +80,7 @@ for (const backend of backendNames()) {
     })
 
     test('keyset pagination visits every row exactly once, with date filters; bad cursors are refused', async () => {
-      const r = openDatasetReader(db, b.dataDir, 'org-a')
+      const r = openDatasetReader(db, b.dataDir, ds('org-a'))
       const seen = new Set<string>()
       let cursor: string | undefined
       let pages = 0
@@ -159,11 +161,11 @@ for (const backend of backendNames()) {
       // The system database is untouched: no dataset table appeared next to the system tables.
       const systemTables = await systemTableNames(db)
       assert.ok(!systemTables.includes('secrets') && !systemTables.includes('usage'))
-      if (backend === 'sqlite') assert.ok(existsSync(join(b.dataDir, 'datasets', 'org-a.db')))
+      if (backend === 'sqlite') assert.ok(existsSync(join(b.dataDir, 'datasets', `${ids['org-a']}.db`)))
     })
 
     test('template SQL runs read-only: a write statement fails at the engine even without the checker', async () => {
-      const engine = openEngine(db, b.dataDir, 'org-a')
+      const engine = openEngine(db, b.dataDir, ids['org-a']!)
       const ref = engine.tableRef('secrets')
       await assert.rejects(engine.readOnly({ text: `INSERT INTO ${ref} (k, v) VALUES ('z', 'z')`, params: [] }, { timeoutMs: 5000, maxRows: 10 }))
       await assert.rejects(engine.readOnly({ text: `DELETE FROM ${ref}`, params: [] }, { timeoutMs: 5000, maxRows: 10 }))
@@ -181,18 +183,18 @@ for (const backend of backendNames()) {
     })
 
     test('drop removes the dataset and its catalogue; create refuses an existing dataset', async () => {
-      await createDataset(db, b.dataDir, 'org-c')
-      await assert.rejects(createDataset(db, b.dataDir, 'org-c'), code('DATASET_EXISTS'))
-      await assert.rejects(createDataset(db, b.dataDir, 'org-a'), code('DATASET_EXISTS'))
+      ids['org-c'] = await createDataset(db, b.dataDir, 'org-c')
+      await assert.rejects(createDataset(db, b.dataDir, 'org-c', ids['org-c']), code('DATASET_EXISTS'))
+      await assert.rejects(createDataset(db, b.dataDir, 'org-a', ids['org-a']), code('DATASET_EXISTS'))
       assert.ok((await w('org-a').listTables()).some((t) => t.name === 'usage'), 'a refused create leaves the existing catalogue alone')
       const c = w('org-c')
       await c.ensureTable(USAGE)
       await c.upsertRows('usage', rowsFor(5))
-      assert.deepEqual(await dropDataset(db, b.dataDir, 'org-c'), { dropped: true, tables: 1 })
+      assert.deepEqual(await dropDataset(db, b.dataDir, ds('org-c')), { dropped: true, tables: 1 })
       await assert.rejects(w('org-c').ensureTable(USAGE), code('DATASET_NOT_FOUND'))
       await assert.rejects(w('org-c').readPage('usage', { limit: 1 }), code('TABLE_NOT_FOUND'))
-      assert.deepEqual(await dropDataset(db, b.dataDir, 'org-c'), { dropped: false, tables: 0 })
-      await createDataset(db, b.dataDir, 'org-c')
+      assert.deepEqual(await dropDataset(db, b.dataDir, ds('org-c')), { dropped: false, tables: 0 })
+      await createDataset(db, b.dataDir, 'org-c', ids['org-c'])
       assert.deepEqual(await w('org-c').listTables(), [])
     })
   })

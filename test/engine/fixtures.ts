@@ -294,8 +294,8 @@ export function fakeDeps(): EngineDeps {
   }
   return {
     // Every dataset method refuses: the in-test processors never touch a dataset.
-    openDataset: (orgSlug) =>
-      new Proxy({ orgSlug }, { get: (target, prop) => (prop === 'orgSlug' ? target.orgSlug : prop === 'then' ? undefined : refuse) }) as unknown as DatasetWriter,
+    openDataset: (ds) =>
+      new Proxy({ ...ds }, { get: (target, prop) => (prop === 'orgSlug' || prop === 'datasetId' ? target[prop] : prop === 'then' ? undefined : refuse) }) as unknown as DatasetWriter,
     getCredential: async () => {
       throw new ProcessorError('INTEGRATION_NOT_CONFIGURED', 'No credential in tests')
     },

@@ -21,6 +21,8 @@ export interface TestApp {
   onboard(slug: string, plan?: 'STARTER' | 'PROFESSIONAL' | 'SCALE', extra?: Record<string, unknown>): Promise<string>
   root: Record<string, string>
   org(key: string): Record<string, string>
+  /** The dataset binding of the org's current incarnation. */
+  datasetOf(slug: string): Promise<{ orgSlug: string; datasetId: string }>
 }
 
 export interface TestAppOptions {
@@ -53,6 +55,10 @@ export async function buildTestApp(name: BackendName, opts: TestAppOptions = {})
     logs,
     root,
     org: (key) => ({ 'x-api-key': key }),
+    async datasetOf(slug) {
+      const row = await runtime.ctx.db.kysely.selectFrom('org_profiles').select('dataset_id').where('org_slug', '=', slug).executeTakeFirstOrThrow()
+      return { orgSlug: slug, datasetId: row.dataset_id }
+    },
     async close() {
       await app.close()
       await runtime.ctx.engine?.stop(0)

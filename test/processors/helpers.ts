@@ -25,13 +25,14 @@ export async function setupEnv(name: BackendName, orgs: string[] = ['acme']): Pr
   const backend = await freshBackend(name)
   const db = openDatabase({ databaseUrl: backend.databaseUrl, dataDir: backend.dataDir, poolSize: 4 })
   await migrateToLatest(db)
-  for (const org of orgs) await createDataset(db, backend.dataDir, org)
+  const ids = new Map<string, string>()
+  for (const org of orgs) ids.set(org, await createDataset(db, backend.dataDir, org))
   const http = createEgressClient({ allowLoopback: true, production: false, allowedHosts: [], timeoutMs: 5000, maxSockets: 16 })
   return {
     backend,
     db,
     http,
-    writer: (org) => openDatasetWriter(db, backend.dataDir, org),
+    writer: (org) => openDatasetWriter(db, backend.dataDir, { orgSlug: org, datasetId: ids.get(org)! }),
     close: async () => {
       await http.close()
       await db.close()
@@ -98,18 +99,19 @@ export interface CtxOptions {
   now?: number
   upstream?: Record<string, StepResult & { status: string }>
   signal?: AbortSignal
+  dataset?: DatasetWriter
 }
 
 export function makeCtx(env: Env, o: CtxOptions = {}): ProcessorContext {
   const org = o.org ?? 'acme'
   return {
-    org: { slug: org, datasetId: org },
+    org: { slug: org, datasetId: env.writer(org).datasetId },
     run: { runId: 'run_test0000000000', pipelineId: 'test/pipeline/daily', triggerType: 'api' },
     step: { stepId: 'step', attempt: 1 },
     parameters: Object.freeze({ ...(o.parameters ?? {}) }),
     signal: o.signal ?? AbortSignal.timeout(30_000),
     http: env.http,
-    dataset: env.writer(org),
+    dataset: o.dataset ?? env.writer(org),
     upstream: Object.freeze({ ...(o.upstream ?? {}) }),
     getCredential: async (): Promise<DecryptedCredential> => {
       if (o.secret === null) throw new ProcessorError('INTEGRATION_NOT_CONFIGURED', 'Integration not configured')

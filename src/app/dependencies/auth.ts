@@ -19,6 +19,8 @@ export type GuardKind = 'admin' | 'org' | 'org_or_admin' | 'public'
 export interface OrgIdentity {
   kind: 'org'
   org_slug: string
+  /** The org incarnation's dataset id: what the org's data and idempotency records are bound to. */
+  dataset_id: string
   key_id: string
   requests_per_minute: number
   triggers_per_minute: number
@@ -135,6 +137,7 @@ export class AuthService {
       .select([
         'k.key_id',
         'k.org_slug',
+        'p.dataset_id',
         'k.expires_at',
         's.status',
         's.trial_end_at',
@@ -156,6 +159,7 @@ export class AuthService {
     const identity: OrgIdentity = {
       kind: 'org',
       org_slug: row.org_slug,
+      dataset_id: row.dataset_id,
       key_id: row.key_id,
       requests_per_minute: row.requests_per_minute,
       triggers_per_minute: row.triggers_per_minute,

@@ -7,6 +7,7 @@ import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
 import { Cursor, decodeCursor, encodeCursor, errorResponses, iso, OrgParams, Strict } from '../models/common.js'
 import { openDatasetReader } from '../../core/datasets/index.js'
+import { requireOrgAuth } from '../dependencies/auth.js'
 import { utcDate } from '../../core/clock.js'
 
 const DAY_MS = 86_400_000
@@ -97,7 +98,8 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
       const now = ctx.clock.now()
       const to = utcDate(now)
       const from = utcDate(now - (days - 1) * DAY_MS)
-      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, org)
+      const auth = requireOrgAuth(req)
+      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, { orgSlug: auth.org_slug, datasetId: auth.dataset_id })
       const present = new Set((await reader.listTables()).map((t) => t.name))
       const points: { date: string; provider: string; model: string; cost: number }[] = []
       const byProvider: Record<string, number> = {}

@@ -5,7 +5,9 @@ import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
 import { ApiError } from '../errors.js'
 import { errorResponses, iso, OrgSlug, Strict } from '../models/common.js'
-import { DatasetError, openDatasetReader } from '../../core/datasets/index.js'
+import type { FastifyRequest } from 'fastify'
+import { DatasetError, openDatasetReader, type DatasetBinding } from '../../core/datasets/index.js'
+import { requireOrgAuth } from '../dependencies/auth.js'
 
 const TableName = Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$', maxLength: 63 })
 const DateString = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', maxLength: 10 })
@@ -37,6 +39,12 @@ function mapDatasetError(err: unknown): never {
   throw err
 }
 
+/** The dataset of the incarnation the caller's key belongs to (the guard already matched the path's org). */
+function datasetOf(req: FastifyRequest): DatasetBinding {
+  const auth = requireOrgAuth(req)
+  return { orgSlug: auth.org_slug, datasetId: auth.dataset_id }
+}
+
 export function dataRoutes(app: App, ctx: AppContext): void {
   app.get(
     '/api/v1/data/:org_slug/tables',
@@ -48,7 +56,7 @@ export function dataRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (req) => {
-      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, req.params.org_slug)
+      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, datasetOf(req))
       const tables = await reader.listTables().catch(mapDatasetError)
       return {
         org_slug: req.params.org_slug,
@@ -83,7 +91,7 @@ export function dataRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (req) => {
-      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, req.params.org_slug)
+      const reader = openDatasetReader(ctx.db, ctx.config.dataDir, datasetOf(req))
       const page = await reader
         .readPage(req.params.table, {
           limit: req.query.limit ?? 100,

@@ -31,16 +31,23 @@ export function orgDeps(ctx: AppContext): OrgDeps {
     db: ctx.db,
     kms: ctx.kms,
     now: () => ctx.clock.now(),
-    createDataset: (slug) => ctx.datasets.create(slug),
-    dropDataset: (slug) => ctx.datasets.drop(slug),
+    createDataset: (slug, datasetId) => ctx.datasets.create(slug, datasetId),
+    dropDataset: (ds) => ctx.datasets.drop(ds),
     destroyCredentials: (trx, slug) => ctx.credentials.destroyOrg(trx, slug),
+    stopOrgRuns: (ds) => ctx.bus.publish({ type: 'org.offboarded', org_slug: ds.orgSlug, dataset_id: ds.datasetId }),
     evictOrg: (slug) => ctx.auth.evictOrg(slug),
   }
 }
 
-/** 404 unless the org exists (root key may name any org; org keys are already matched to it). */
+/** 404 unless the org exists and is not being offboarded (root key may name any org; org keys are already matched to it). */
 async function requireOrg(ctx: AppContext, orgSlug: string): Promise<void> {
-  const row = await ctx.db.kysely.selectFrom('org_profiles').select('org_slug').where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
+  const row = await ctx.db.kysely
+    .selectFrom('org_profiles')
+    .select('org_slug')
+    .where('org_slug', '=', orgSlug)
+    .where('status', '<>', 'OFFBOARDING')
+    .limit(1)
+    .executeTakeFirst()
   if (!row) throw new ApiError('ORG_NOT_FOUND')
 }
 
@@ -183,7 +190,9 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
         )
         return until
       })
-      await ctx.auth.evictOrg(org)
+      // The new key is stored and the old one retired in one transaction; a failed eviction broadcast must
+      // not hide the new key (without a grace period the org would be locked out): it is retried instead.
+      await evictAfterCommit(ctx, org)
       reply.headers(noStore)
       return { org_slug: org, api_key: issued.api_key, fingerprint: issued.row.fingerprint, previous_key_expires_at: iso(previousUntil) }
     },

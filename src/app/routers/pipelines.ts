@@ -10,6 +10,7 @@ import { actorOf, requireOrgAuth } from '../dependencies/auth.js'
 import type { AdmitHook, AdmitResult } from '../dependencies/quota.js'
 import { Cursor, decodeCursor, encodeCursor, errorResponses, Id, iso, limitQuery, OrgParams, OrgSlug, Strict } from '../models/common.js'
 import { recordAudit } from '../../core/orgs/audit.js'
+import { triggerScope } from '../../core/orgs/onboarding.js'
 import { requireValidCredential } from '../../core/integrations/credentials.js'
 import { CredentialError } from '../../core/integrations/errors.js'
 import { computeDedupKey, getRun, listRuns, listStepLogs, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
@@ -252,7 +253,8 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
         }
       }
       const idemKey = req.headers['idempotency-key'] as string | undefined
-      const scope = `trigger:${org}`
+      // Scoped by the org incarnation: a re-onboarded org with the same slug never sees the old org's records.
+      const scope = triggerScope(auth.dataset_id)
       const hash = createHash('sha256').update(`${template.id}\n${JSON.stringify(input ?? {})}`).digest('hex')
       if (idemKey) {
         const replay = await findTriggerReplay(ctx, scope, idemKey, hash)
@@ -272,7 +274,7 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
             const out = viewOf(decided)
             const stored = await trx
               .insertInto('org_idempotency_keys')
-              .values({ scope, idempotency_key: idemKey, request_hash: hash, status_code: out.status, response: JSON.stringify(out.body), created_at: now, expires_at: now + IDEMPOTENCY_TTL_MS })
+              .values({ scope, idempotency_key: idemKey, request_hash: hash, status_code: out.status, response: JSON.stringify(out.body), created_at: now, expires_at: now + IDEMPOTENCY_TTL_MS, org_slug: org })
               .onConflict((oc) => oc.columns(['scope', 'idempotency_key']).doNothing())
               .executeTakeFirst()
             if (Number(stored.numInsertedOrUpdatedRows ?? 0n) === 0) throw new IdempotencyKeyTaken()

@@ -2,10 +2,12 @@
 // org's PostgreSQL schema. Statements arrive as text built only from quoteIdent()/qualified() plus
 // placeholders; every value travels as a bound parameter.
 import type pg from 'pg'
+import { CompiledQuery } from 'kysely'
 import type { Db, DialectName } from '../db/database.js'
 import { DatasetError } from './errors.js'
-import { pgSchemaName, qualified, quoteIdent, quoteSchema } from './identifiers.js'
-import { orgFilePath, withOrgFile, withReadOnlyOrgFile } from './sqlite-files.js'
+import { qualified, quoteIdent, quoteSchema, schemaOfDataset } from './identifiers.js'
+import { datasetFilePath, withOrgFile, withReadOnlyOrgFile } from './sqlite-files.js'
+import type { WriteFence } from './types.js'
 
 export type Row = Record<string, unknown>
 export interface Stmt {
@@ -20,8 +22,8 @@ export interface DatasetEngine {
   tableRef(table: string): string
   exists(): Promise<boolean>
   all(stmt: Stmt): Promise<Row[]>
-  /** Runs the statements in one transaction (all or nothing). */
-  transaction(stmts: Stmt[]): Promise<void>
+  /** Runs the statements in one transaction (all or nothing), only while `fence` (if any) is open. */
+  transaction(stmts: Stmt[], fence?: WriteFence): Promise<void>
   /** Runs a reader statement on a read-only connection/transaction; at most maxRows rows. */
   readOnly(stmt: Stmt, opts: { timeoutMs: number; maxRows: number }): Promise<Row[]>
 }
@@ -47,12 +49,16 @@ function wrap(err: unknown): never {
   throw new DatasetError('QUERY_FAILED', `dataset query failed (${driverCode(err)})`)
 }
 
-export function openEngine(db: Db, dataDir: string, orgSlug: string): DatasetEngine {
-  return db.dialect === 'postgres' ? pgEngine(db, orgSlug) : sqliteEngine(dataDir, orgSlug)
+export function openEngine(db: Db, dataDir: string, datasetId: string): DatasetEngine {
+  return db.dialect === 'postgres' ? pgEngine(db, datasetId) : sqliteEngine(db, dataDir, datasetId)
 }
 
-function sqliteEngine(dataDir: string, orgSlug: string): DatasetEngine {
-  const path = orgFilePath(dataDir, orgSlug)
+export function fenced(): DatasetError {
+  return new DatasetError('WRITE_FENCED', 'write refused: the step was stopped or its run no longer holds its lease')
+}
+
+function sqliteEngine(db: Db, dataDir: string, datasetId: string): DatasetEngine {
+  const path = datasetFilePath(dataDir, datasetId)
   return {
     dialect: 'sqlite',
     location: path,
@@ -73,7 +79,15 @@ function sqliteEngine(dataDir: string, orgSlug: string): DatasetEngine {
         wrap(err)
       }
     },
-    async transaction(stmts) {
+    async transaction(stmts, fence) {
+      if (fence?.signal.aborted) throw fenced()
+      if (fence?.guard) {
+        const r = await db.kysely.executeQuery(CompiledQuery.raw(fence.guard.text, fence.guard.params)).catch(wrap)
+        if (r.rows.length === 0) throw fenced()
+      }
+      // Checked again with nothing asynchronous before the write: an abort delivered while the guard
+      // ran (offboarding, cancel, timeout in this process) is seen here, and the write below is synchronous.
+      if (fence?.signal.aborted) throw fenced()
       try {
         withOrgFile(path, (h) => {
           // Prepared one by one: a statement may name a table the previous one creates.
@@ -104,10 +118,10 @@ function sqliteEngine(dataDir: string, orgSlug: string): DatasetEngine {
   }
 }
 
-function pgEngine(db: Db, orgSlug: string): DatasetEngine {
+function pgEngine(db: Db, datasetId: string): DatasetEngine {
   const pool = db.pgPool
   if (!pool) throw new DatasetError('QUERY_FAILED', 'postgres pool missing')
-  const schema = pgSchemaName(orgSlug)
+  const schema = schemaOfDataset(datasetId)
   const withClient = async <T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect().catch(wrap)
     try {
@@ -138,9 +152,14 @@ function pgEngine(db: Db, orgSlug: string): DatasetEngine {
         wrap(err)
       }
     },
-    async transaction(stmts) {
+    async transaction(stmts, fence) {
+      if (fence?.signal.aborted) throw fenced()
       await withClient(async (c) => {
         await c.query('BEGIN')
+        // The guard runs in this transaction: a row it locks (FOR KEY SHARE) cannot be deleted
+        // (offboarding) before this write commits, and once it is gone no write passes.
+        if (fence?.guard && (await c.query(fence.guard.text, fence.guard.params)).rowCount === 0) throw fenced()
+        if (fence?.signal.aborted) throw fenced()
         for (const s of stmts) await c.query(s.text, s.params)
         await c.query('COMMIT')
       })

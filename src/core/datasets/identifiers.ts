@@ -1,6 +1,7 @@
 // The one place dataset identifiers are validated and quoted. Every table or column name that
-// reaches SQL passes through quoteIdent(); schema names come only from pgSchemaName().
-import { createHash } from 'node:crypto'
+// reaches SQL passes through quoteIdent(); schema and file names come only from a dataset id
+// (newDatasetId / schemaOfDataset / fileOfDataset).
+import { createHash, randomBytes } from 'node:crypto'
 import { DatasetError } from './errors.js'
 
 const IDENT = /^[a-z][a-z0-9_]{0,62}$/
@@ -46,10 +47,48 @@ export function quoteIdent(name: string): string {
   return `"${name}"`
 }
 
-const SCHEMA = /^org_[a-z0-9_]{1,59}(\$[0-9a-f]{16})?$/
+/** Schema names this code creates: legacy `org_<slug>[$hash]` (from the slug) and incarnation ids. */
+const SCHEMA = /^(org_[a-z0-9_]{1,59}(\$[0-9a-f]{16})?|ds_[a-z0-9_]{1,40}_[0-9a-f]{16})$/
+/** A dataset id naming one org incarnation: `ds_<slug, hyphens as underscores, ≤ 40>_<64 random bits>`. */
+const DATASET_ID = /^ds_[a-z0-9_]{1,40}_[0-9a-f]{16}$/
+/** Dataset ids stored before incarnations: the slug's file (`<slug>.db`) or schema (`org_<slug>[$hash]`). */
+const LEGACY_SQLITE_ID = /^([a-z0-9][a-z0-9_-]{2,63})\.db$/
 
 /**
- * The PostgreSQL schema of an org. Plain slugs map to `org_<slug>`. Slugs with hyphens (or too long
+ * A fresh dataset id for a new org incarnation. The slug part is only for people reading a schema or
+ * file list; the 64 random bits make it unique, and createDataset refuses an existing schema or file,
+ * so an org can never be given (or reach) the dataset of an earlier org with the same slug.
+ */
+export function newDatasetId(orgSlug: string): string {
+  const slug = assertOrgSlug(orgSlug)
+  return `ds_${slug.replace(/-/g, '_').slice(0, 40)}_${randomBytes(8).toString('hex')}`
+}
+
+/** Validates a stored dataset id (new or legacy form); the message never echoes it. */
+export function assertDatasetId(id: unknown): string {
+  if (typeof id === 'string' && (DATASET_ID.test(id) || SCHEMA.test(id) || (LEGACY_SQLITE_ID.test(id) && !id.includes('..')))) return id
+  throw new DatasetError('INVALID_IDENTIFIER', 'invalid dataset id')
+}
+
+/** The PostgreSQL schema of a dataset: the dataset id itself (legacy ids already are schema names). */
+export function schemaOfDataset(datasetId: string): string {
+  const id = assertDatasetId(datasetId)
+  if (!SCHEMA.test(id)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid dataset id')
+  return id
+}
+
+/** The SQLite file name of a dataset: `<id>.db` (legacy ids already end in `.db`). */
+export function fileOfDataset(datasetId: string): string {
+  const id = assertDatasetId(datasetId)
+  if (LEGACY_SQLITE_ID.test(id)) return id
+  if (!DATASET_ID.test(id)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid dataset id')
+  return `${id}.db`
+}
+
+
+/**
+ * Legacy (before incarnation ids): the schema an org's dataset got from its slug. Still valid as a stored
+ * dataset id, never generated for a new org. Plain slugs map to `org_<slug>`. Slugs with hyphens (or too long
  * to fit 63 bytes) map hyphens to underscores and add `$<hash>`: slugs never contain `$`, so a
  * hashed name can never equal a plain one (`a-b` and `a_b` stay apart), and createDataset refuses
  * an existing schema, so a hash collision fails onboarding instead of sharing data.

@@ -1,4 +1,4 @@
-// Per-org SQLite dataset files: `{dataDir}/datasets/{org_slug}.db`. Write handles are cached in a
+// Per-org SQLite dataset files: `{dataDir}/datasets/{dataset_id}.db` (one file per org incarnation). Write handles are cached in a
 // bounded LRU; callers use a handle synchronously inside withOrgFile(), so an eviction can never
 // close a handle between two statements of the same operation.
 import { closeSync, mkdirSync, openSync } from 'node:fs'
@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path'
 import SqliteDatabase from 'better-sqlite3'
 import { LRUCache } from 'lru-cache'
 import { DatasetError } from './errors.js'
-import { assertOrgSlug } from './identifiers.js'
+import { fileOfDataset } from './identifiers.js'
 
 const MAX_OPEN_FILES = 64
 const BUSY_TIMEOUT_MS = 60_000
@@ -22,8 +22,8 @@ export function datasetsDir(dataDir: string): string {
   return resolve(join(dataDir, 'datasets'))
 }
 
-export function orgFilePath(dataDir: string, orgSlug: string): string {
-  return join(datasetsDir(dataDir), `${assertOrgSlug(orgSlug)}.db`)
+export function datasetFilePath(dataDir: string, datasetId: string): string {
+  return join(datasetsDir(dataDir), fileOfDataset(datasetId))
 }
 
 function configure(db: SqliteDatabase.Database): SqliteDatabase.Database {

@@ -1,5 +1,7 @@
-// The dataset contract: each org's isolated data area (a SQLite file per org embedded; the schema
-// org_<slug> on PostgreSQL). A writer is bound to one org and can touch nothing else.
+// The dataset contract: each org's isolated data area (a SQLite file embedded; a schema on
+// PostgreSQL), named by its dataset id: one org *incarnation*, never the slug. A writer is bound to
+// one dataset id and can touch nothing else, so a writer opened for an offboarded org can never
+// reach the data of a later org with the same slug.
 export type ColumnType = 'text' | 'integer' | 'real' | 'date' | 'timestamp' | 'boolean' | 'json'
 
 export interface ColumnSpec {
@@ -17,8 +19,32 @@ export interface TableSpec {
   dateColumn?: string
 }
 
+/** Which dataset: the org and the id of its current incarnation's dataset (org_profiles.dataset_id). */
+export interface DatasetBinding {
+  orgSlug: string
+  datasetId: string
+}
+
+/** A bound statement over the system tables (placeholders in the system database's dialect). */
+export interface GuardStatement {
+  text: string
+  params: unknown[]
+}
+
+/**
+ * Closes a writer: once `signal` aborts, no write starts. `guard`, when given, must return a row for
+ * a write to proceed (e.g. "this run still holds its lease"); on PostgreSQL it runs inside the
+ * write's own transaction (and may lock the row it reads until the commit), on SQLite on the system
+ * database just before the write.
+ */
+export interface WriteFence {
+  signal: AbortSignal
+  guard?: GuardStatement
+}
+
 export interface DatasetWriter extends DatasetReader {
   readonly orgSlug: string
+  readonly datasetId: string
   /** Creates the table if missing (and records it in the org's catalogue); validates every identifier. */
   ensureTable(spec: TableSpec): Promise<void>
   /** Batched upsert on the natural key (one statement per batch). Returns rows written. */
@@ -58,6 +84,7 @@ export interface RowPage {
 /** The read side of one org's dataset (what the data routes get). Table names are checked against the org's catalogue. */
 export interface DatasetReader {
   readonly orgSlug: string
+  readonly datasetId: string
   /** The org's tables with row counts, from the catalogue (at most 100). */
   listTables(): Promise<TableInfo[]>
   /** The declared spec of one of this org's tables; DatasetError TABLE_NOT_FOUND otherwise. */

@@ -1,21 +1,24 @@
-// openDatasetWriter(): the only way code reaches an org's dataset. The object is bound to one org:
-// on SQLite it can only open that org's file; on PostgreSQL every statement is qualified with that
-// org's schema. Table and column names come only from validated specs via quoteIdent().
+// openDatasetWriter(): the only way code reaches an org's dataset. The object is bound to one dataset
+// id (one org incarnation): on SQLite it can only open that dataset's file; on PostgreSQL every
+// statement is qualified with that dataset's schema. Table and column names come only from validated
+// specs via quoteIdent(). A writer opened with a WriteFence writes nothing once the fence closes.
 import { createHash } from 'node:crypto'
 import type { Db, DialectName } from '../db/database.js'
 import { getEntry, listEntries, putEntry } from './catalogue.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
-import { openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
+import { fenced, openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
 import { DatasetError } from './errors.js'
-import { assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
+import { assertDatasetId, assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
 import { bindNamed, checkSelect } from './select-check.js'
 import { columnDdlType, decodeValue, encodeValue, isValidDate, pgCast, specsEqual, validateTableSpec } from './spec.js'
-import type { DatasetReader, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec } from './types.js'
+import type { DatasetBinding, DatasetReader, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec, WriteFence } from './types.js'
 
 export interface DatasetOptions {
   now?: () => number
   /** Statement timeout for template SQL on PostgreSQL. */
   selectTimeoutMs?: number
+  /** Writes (tables and rows) only while this fence is open (engine steps: the step signal and the run's lease). */
+  fence?: WriteFence
 }
 
 const LIST_LIMIT = 100
@@ -53,13 +56,18 @@ class OrgDataset implements DatasetWriter {
   private readonly dialect: DialectName
   private readonly now: () => number
 
+  readonly orgSlug: string
+  readonly datasetId: string
+
   constructor(
     private readonly db: Db,
     dataDir: string,
-    readonly orgSlug: string,
+    ds: DatasetBinding,
     private readonly opts: DatasetOptions,
   ) {
-    this.engine = openEngine(db, dataDir, orgSlug)
+    this.orgSlug = ds.orgSlug
+    this.datasetId = ds.datasetId
+    this.engine = openEngine(db, dataDir, ds.datasetId)
     this.dialect = db.dialect
     this.now = opts.now ?? Date.now
   }
@@ -69,10 +77,14 @@ class OrgDataset implements DatasetWriter {
     if (!isIdentifier(table) || isReservedTableName(table)) throw tableNotFound()
     const cached = this.specs.get(table)
     if (cached) return cached
-    const entry = await getEntry(this.db, this.orgSlug, table)
+    const entry = await getEntry(this.db, this.datasetId, table)
     if (!entry) throw tableNotFound()
     this.specs.set(table, entry.spec)
     return entry.spec
+  }
+
+  private checkFence(): void {
+    if (this.opts.fence?.signal.aborted) throw fenced()
   }
 
   private async requireDataset(): Promise<void> {
@@ -95,8 +107,9 @@ class OrgDataset implements DatasetWriter {
 
   async ensureTable(input: TableSpec): Promise<void> {
     const spec = validateTableSpec(input)
+    this.checkFence()
     await this.requireDataset()
-    const existing = await getEntry(this.db, this.orgSlug, spec.name)
+    const existing = await getEntry(this.db, this.datasetId, spec.name)
     if (existing && specsEqual(existing.spec, spec)) {
       await this.createRacing(this.createStatements(spec))
       this.specs.set(spec.name, spec)
@@ -105,17 +118,17 @@ class OrgDataset implements DatasetWriter {
     const stmts = this.createStatements(existing ? existing.spec : spec)
     if (existing) stmts.push(...this.additiveChanges(existing.spec, spec))
     await this.createRacing(stmts)
-    await putEntry(this.db, this.orgSlug, spec, existing?.rowCount ?? 0, this.now())
+    await putEntry(this.db, this, spec, existing?.rowCount ?? 0, this.now())
     this.specs.set(spec.name, spec)
   }
 
   /** Two runs creating one PostgreSQL table at once can collide on pg_type (23505); the retry sees it exists. */
   private async createRacing(stmts: Stmt[]): Promise<void> {
     try {
-      await this.engine.transaction(stmts)
+      await this.engine.transaction(stmts, this.opts.fence)
     } catch (err) {
       if (!(err instanceof DatasetError && err.message.includes('(23505)'))) throw err
-      await this.engine.transaction(stmts)
+      await this.engine.transaction(stmts, this.opts.fence)
     }
   }
 
@@ -137,6 +150,7 @@ class OrgDataset implements DatasetWriter {
   }
 
   async upsertRows(table: string, rows: Record<string, unknown>[]): Promise<number> {
+    this.checkFence()
     const spec = await this.spec(table)
     if (!Array.isArray(rows)) throw new DatasetError('INVALID_VALUE', 'rows must be an array')
     if (rows.length > ROWS_PER_LOAD_MAX) throw new DatasetError('LIMIT_EXCEEDED', 'too many rows in one load')
@@ -162,9 +176,9 @@ class OrgDataset implements DatasetWriter {
     const perBatch = Math.max(1, Math.min(ROWS_PER_BATCH_MAX, Math.floor(PARAMS_PER_STATEMENT[this.dialect] / spec.columns.length)))
     const stmts: Stmt[] = []
     for (let i = 0; i < encoded.length; i += perBatch) stmts.push(this.upsertStatement(spec, encoded.slice(i, i + perBatch)))
-    await this.engine.transaction(stmts)
+    await this.engine.transaction(stmts, this.opts.fence)
     const count = await this.engine.all({ text: `SELECT COUNT(*) AS n FROM ${this.engine.tableRef(spec.name)} LIMIT 1`, params: [] })
-    await putEntry(this.db, this.orgSlug, spec, Number(count[0]?.n ?? 0), this.now())
+    await putEntry(this.db, this, spec, Number(count[0]?.n ?? 0), this.now())
     return encoded.length
   }
 
@@ -242,7 +256,7 @@ class OrgDataset implements DatasetWriter {
   }
 
   async listTables(): Promise<TableInfo[]> {
-    const entries = await listEntries(this.db, this.orgSlug, LIST_LIMIT)
+    const entries = await listEntries(this.db, this.datasetId, LIST_LIMIT)
     return entries.map((e) => ({
       name: e.spec.name,
       columns: e.spec.columns,
@@ -255,7 +269,7 @@ class OrgDataset implements DatasetWriter {
 
   async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {
     const max = assertLimit(limit, SELECT_MAX)
-    const entries = await listEntries(this.db, this.orgSlug, CATALOGUE_SCAN_LIMIT)
+    const entries = await listEntries(this.db, this.datasetId, CATALOGUE_SCAN_LIMIT)
     const checked = checkSelect(sqlText, new Set(entries.map((e) => e.spec.name)))
     const bound = bindNamed(checked, params ?? {}, this.dialect)
     const p = new Params(this.dialect)
@@ -270,12 +284,12 @@ class OrgDataset implements DatasetWriter {
   }
 }
 
-/** A reader/writer bound to one org's dataset (engine steps get this as ctx.dataset). */
-export function openDatasetWriter(db: Db, dataDir: string, orgSlug: string, opts: DatasetOptions = {}): DatasetWriter {
-  return new OrgDataset(db, dataDir, assertOrgSlug(orgSlug), opts)
+/** A reader/writer bound to one dataset (engine steps get this as ctx.dataset). */
+export function openDatasetWriter(db: Db, dataDir: string, ds: DatasetBinding, opts: DatasetOptions = {}): DatasetWriter {
+  return new OrgDataset(db, dataDir, { orgSlug: assertOrgSlug(ds.orgSlug), datasetId: assertDatasetId(ds.datasetId) }, opts)
 }
 
 /** The read side only, for the data routes. */
-export function openDatasetReader(db: Db, dataDir: string, orgSlug: string, opts: DatasetOptions = {}): DatasetReader {
-  return openDatasetWriter(db, dataDir, orgSlug, opts)
+export function openDatasetReader(db: Db, dataDir: string, ds: DatasetBinding, opts: DatasetOptions = {}): DatasetReader {
+  return openDatasetWriter(db, dataDir, ds, opts)
 }

@@ -15,7 +15,8 @@ export interface OrgProfilesTable {
   org_slug: string
   company_name: string
   admin_email: string
-  status: 'ACTIVE' | 'SUSPENDED'
+  /** OFFBOARDING: offboarding started and has not finished (retrying DELETE completes it). */
+  status: 'ACTIVE' | 'SUSPENDED' | 'OFFBOARDING'
   dataset_id: string
   created_at: number
   updated_at: number
@@ -187,9 +188,13 @@ export interface OrgIdempotencyKeysTable {
   response: string
   created_at: number
   expires_at: number
+  /** The org the record belongs to (deleted with it at offboarding); null for records from before 003. */
+  org_slug: string | null
 }
 
 export interface OrgDatasetTablesTable {
+  /** The org incarnation's dataset (org_profiles.dataset_id): the catalogue key, never the slug. */
+  dataset_id: string
   org_slug: string
   table_name: string
   table_schema: string

@@ -1,17 +1,19 @@
-// Cross-instance events (cache eviction, run-change hints). In-process on the embedded store; on
-// PostgreSQL every instance LISTENs on one channel, so a key revoked on one instance is evicted on all
-// of them. `run.changed` only says "re-read this run": watchers take state from the database, never
-// from the event.
+// Cross-instance events (cache eviction, run-change hints, offboarding). In-process on the embedded
+// store; on PostgreSQL every instance LISTENs on one channel, so a key revoked on one instance is
+// evicted on all of them, and the runs of an offboarded org are aborted on every worker. `run.changed`
+// only says "re-read this run": watchers take state from the database, never from the event.
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 
 export interface BusEvent {
-  type: 'auth.evict_org' | 'auth.evict_all' | 'run.changed'
+  type: 'auth.evict_org' | 'auth.evict_all' | 'run.changed' | 'org.offboarded'
   org_slug?: string
   run_id?: string
+  /** org.offboarded: the dataset id of the incarnation being removed. */
+  dataset_id?: string
 }
 
-const EVENT_TYPES = new Set<string>(['auth.evict_org', 'auth.evict_all', 'run.changed'])
+const EVENT_TYPES = new Set<string>(['auth.evict_org', 'auth.evict_all', 'run.changed', 'org.offboarded'])
 
 export interface EventBus {
   publish(event: BusEvent): Promise<void>
@@ -38,9 +40,10 @@ function parse(payload: string | undefined): BusEvent | null {
   if (!payload || payload.length > 1000) return null
   try {
     const e = JSON.parse(payload) as BusEvent
-    if (!EVENT_TYPES.has(e.type)) return null
+    if (!e || typeof e !== 'object' || !EVENT_TYPES.has(e.type)) return null
     if (e.org_slug !== undefined && typeof e.org_slug !== 'string') return null
     if (e.run_id !== undefined && typeof e.run_id !== 'string') return null
+    if (e.dataset_id !== undefined && (typeof e.dataset_id !== 'string' || e.dataset_id.length > 128)) return null
     return e
   } catch {
     return null

@@ -1,7 +1,9 @@
 // Onboarding, dry-run and offboarding of organizations. Onboarding is all or nothing: the rows
 // (profile, subscription, key, counters, audit, idempotency record) commit in one transaction whose
 // primary key on org_profiles decides races; the dataset is created next and a failure there
-// removes the rows again.
+// removes the rows again. Every onboarding is a new *incarnation* with its own dataset id, so nothing
+// of an earlier org with the same slug (a late writer, an idempotency record) can reach it.
+// Offboarding is a sequence of retryable steps (see offboardOrg).
 import { createHash } from 'node:crypto'
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
@@ -11,16 +13,22 @@ import { newId } from '../ids.js'
 import { PLANS, type PlanName } from './plans.js'
 import { prepareApiKey } from './api-key-store.js'
 import { recordAudit } from './audit.js'
-import { pgSchemaName } from '../datasets/identifiers.js'
+import { newDatasetId } from '../datasets/identifiers.js'
+import type { DatasetBinding } from '../datasets/types.js'
 
 export interface OrgDeps {
   db: Db
   kms: KmsProvider
   now(): number
-  createDataset(orgSlug: string): Promise<string>
-  dropDataset(orgSlug: string): Promise<boolean>
+  /** Creates the dataset of a new incarnation under `datasetId`; returns it. */
+  createDataset(orgSlug: string, datasetId: string): Promise<string>
+  /** Drops one incarnation's dataset (idempotent); returns whether it existed. */
+  dropDataset(ds: DatasetBinding): Promise<boolean>
   /** Shreds every credential of the org inside the offboarding transaction; returns the count. */
   destroyCredentials(trx: Transaction<Database>, orgSlug: string): Promise<number>
+  /** Aborts the incarnation's in-flight runs on every process (event bus); throws if it cannot be sent. */
+  stopOrgRuns(ds: DatasetBinding): Promise<void>
+  /** Evicts the org's cached keys on every instance; throws if it cannot be sent. */
   evictOrg(orgSlug: string): Promise<void>
 }
 
@@ -86,7 +94,7 @@ export async function onboardOrg(deps: OrgDeps, input: OnboardInput, meta: { ide
   const trialEnd = input.trial_days ? now + input.trial_days * 86_400_000 : null
   const status = trialEnd ? 'TRIAL' : 'ACTIVE'
   const issued = await prepareApiKey(deps.kms, input.org_slug, now)
-  const datasetId = deps.db.dialect === 'postgres' ? pgSchemaName(input.org_slug) : `${input.org_slug}.db`
+  const datasetId = newDatasetId(input.org_slug)
   const result: OnboardResult = {
     org_slug: input.org_slug,
     api_key: issued.api_key,
@@ -143,6 +151,7 @@ export async function onboardOrg(deps: OrgDeps, input: OnboardInput, meta: { ide
           response: JSON.stringify({ ...result, api_key: REDACTED_KEY }),
           created_at: now,
           expires_at: now + IDEMPOTENCY_TTL_MS,
+          org_slug: input.org_slug,
         })
         .onConflict((oc) => oc.columns(['scope', 'idempotency_key']).doNothing())
         .executeTakeFirst()
@@ -176,7 +185,7 @@ export async function onboardOrg(deps: OrgDeps, input: OnboardInput, meta: { ide
   }
 
   try {
-    await deps.createDataset(input.org_slug)
+    await deps.createDataset(input.org_slug, datasetId)
   } catch (err) {
     await deleteOrgRows(db, input.org_slug)
     await db.deleteFrom('org_idempotency_keys').where('scope', '=', 'onboard').where('request_hash', '=', hash).execute()
@@ -215,6 +224,7 @@ export async function dryRunOnboarding(deps: OrgDeps, input: OnboardInput): Prom
   return { ready_for_onboarding: checks.every((c) => c.passed), checks }
 }
 
+/** Rows deleted at offboarding, children first; org_profiles goes last, in the final step. */
 const ORG_TABLES = [
   'org_step_logs',
   'org_pipeline_runs',
@@ -222,9 +232,9 @@ const ORG_TABLES = [
   'org_usage_quotas',
   'org_run_slots',
   'org_dataset_tables',
+  'org_integration_credentials',
   'org_api_keys',
   'org_subscriptions',
-  'org_profiles',
 ] as const
 
 async function deleteOrgRows(db: Kysely<Database>, orgSlug: string): Promise<Record<string, number>> {
@@ -233,7 +243,22 @@ async function deleteOrgRows(db: Kysely<Database>, orgSlug: string): Promise<Rec
     const r = await db.deleteFrom(table).where('org_slug', '=', orgSlug).executeTakeFirst()
     counts[table] = Number(r.numDeletedRows)
   }
+  counts.org_profiles = Number((await db.deleteFrom('org_profiles').where('org_slug', '=', orgSlug).executeTakeFirst()).numDeletedRows)
   return counts
+}
+
+/** Idempotency records of the org: its own (org_slug) and, for records from before 003, the trigger scope by slug. */
+async function deleteIdempotencyRecords(db: Kysely<Database>, ds: DatasetBinding): Promise<number> {
+  const r = await db
+    .deleteFrom('org_idempotency_keys')
+    .where((eb) => eb.or([eb('org_slug', '=', ds.orgSlug), eb('scope', 'in', [triggerScope(ds.datasetId), `trigger:${ds.orgSlug}`])]))
+    .executeTakeFirst()
+  return Number(r.numDeletedRows)
+}
+
+/** The Idempotency-Key scope of pipeline triggers: one org incarnation. */
+export function triggerScope(datasetId: string): string {
+  return `trigger:${datasetId}`
 }
 
 export interface DeletionRecord {
@@ -247,12 +272,24 @@ export interface DeletionRecord {
   rows_deleted: Record<string, number>
 }
 
-/** Offboarding: revoke keys, cancel runs, shred credentials, drop the dataset, delete the org's rows. */
+/**
+ * Offboarding, in steps ordered so that a failure at any of them leaves a state that is safe (the org
+ * can no longer act) and that a repeated DELETE completes, never an org half gone and unreachable:
+ *  1. one transaction: the profile becomes OFFBOARDING (a tombstone that keeps its dataset id and the
+ *     slug taken), keys revoked, runs cancelled, credentials shredded, idempotency records and every
+ *     other row of the org deleted (their deletion is what fences a write of a run still in flight);
+ *  2. in-flight runs aborted and cached keys evicted on every process (event bus);
+ *  3. the dataset dropped (idempotent);
+ *  4. one transaction: stragglers (rows a stopping run wrote after step 1) and the tombstone deleted,
+ *     the deletion record audited.
+ * The record counts what this call did; a retry after a failed step reports what was left to do.
+ */
 export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { requestId: string }): Promise<DeletionRecord | null> {
   const db = deps.db.kysely
   const now = deps.now()
-  const found = await db.selectFrom('org_profiles').select('org_slug').where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
+  const found = await db.selectFrom('org_profiles').select(['org_slug', 'dataset_id']).where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
   if (!found) return null
+  const ds: DatasetBinding = { orgSlug, datasetId: found.dataset_id }
   const deletionId = newId('del', now)
   const outcome = await db.transaction().execute(async (trx) => {
     if (deps.db.dialect === 'postgres') {
@@ -261,6 +298,7 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
       await sql`SELECT org_slug FROM org_run_slots WHERE org_slug = ${orgSlug} LIMIT 1 FOR UPDATE`.execute(trx)
       await sql`SELECT org_slug FROM org_profiles WHERE org_slug = ${orgSlug} LIMIT 1 FOR UPDATE`.execute(trx)
     }
+    await trx.updateTable('org_profiles').set({ status: 'OFFBOARDING', updated_at: now }).where('org_slug', '=', orgSlug).execute()
     const revoked = await trx
       .updateTable('org_api_keys')
       .set({ revoked_at: now })
@@ -274,12 +312,17 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
       .where('status', 'in', ['PENDING', 'RUNNING'])
       .executeTakeFirst()
     const credentials = await deps.destroyCredentials(trx, orgSlug)
-    const rows = await deleteOrgRows(trx, orgSlug)
-    await trx.deleteFrom('org_integration_credentials').where('org_slug', '=', orgSlug).execute()
+    const idempotency = await deleteIdempotencyRecords(trx, ds)
+    const rows: Record<string, number> = { org_idempotency_keys: idempotency }
+    for (const table of ORG_TABLES) {
+      const r = await trx.deleteFrom(table).where('org_slug', '=', orgSlug).executeTakeFirst()
+      rows[table] = Number(r.numDeletedRows)
+    }
     return { revoked: Number(revoked.numUpdatedRows), cancelled: Number(cancelled.numUpdatedRows), credentials, rows }
   })
+  await deps.stopOrgRuns(ds)
   await deps.evictOrg(orgSlug)
-  const dropped = await deps.dropDataset(orgSlug)
+  const dropped = await deps.dropDataset(ds)
   const record: DeletionRecord = {
     org_slug: orgSlug,
     deletion_id: deletionId,
@@ -290,19 +333,24 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
     dataset_dropped: dropped,
     rows_deleted: outcome.rows,
   }
-  // The audit trail outlives the org: the deletion record is its last entry.
-  await recordAudit(
-    db,
-    {
-      org_slug: orgSlug,
-      actor: 'root',
-      action: 'org.offboarded',
-      resource_type: 'organization',
-      resource_id: deletionId,
-      details: { ...record },
-      request_id: meta.requestId,
-    },
-    now,
-  )
+  await db.transaction().execute(async (trx) => {
+    const late = await deleteOrgRows(trx, orgSlug)
+    await deleteIdempotencyRecords(trx, ds)
+    record.rows_deleted.org_profiles = late.org_profiles ?? 0
+    // The audit trail outlives the org: the deletion record is its last entry.
+    await recordAudit(
+      trx,
+      {
+        org_slug: orgSlug,
+        actor: 'root',
+        action: 'org.offboarded',
+        resource_type: 'organization',
+        resource_id: deletionId,
+        details: { ...record },
+        request_id: meta.requestId,
+      },
+      now,
+    )
+  })
   return record
 }

@@ -7,8 +7,8 @@ import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import { utcDate } from '../clock.js'
 import { newId } from '../ids.js'
-import type { DatasetWriter } from '../datasets/types.js'
-import type { EgressClient } from '../http/types.js'
+import type { DatasetBinding, DatasetWriter, WriteFence } from '../datasets/types.js'
+import { EgressError, type EgressClient } from '../http/types.js'
 import type { ProcessorRegistry } from '../processors/registry.js'
 import {
   ProcessorError,
@@ -18,13 +18,14 @@ import {
   type StepResult,
 } from '../processors/types.js'
 import type { EngineMetrics } from './metrics.js'
-import { finishRun, handBackRun, type RunRow, type TerminalStatus } from './runs.js'
+import { boundDataset, finishRun, handBackRun, holdsRun, runLeaseGuard, type RunRow, type TerminalStatus } from './runs.js'
 import type { StepLogWriter } from './step-log-writer.js'
 import type { PipelineTemplate, StepSpec, TemplateCatalog } from './templates.js'
 
 /** What the engine needs from the rest of the system; injected so tests can run without real services. */
 export interface EngineDeps {
-  openDataset(orgSlug: string): Promise<DatasetWriter> | DatasetWriter
+  /** The dataset of one org incarnation; with a fence, its writes stop when the fence closes. */
+  openDataset(ds: DatasetBinding, opts?: { fence?: WriteFence }): Promise<DatasetWriter> | DatasetWriter
   /** Decrypts the org's active credential for one step; called on every getCredential(), never cached. */
   getCredential(orgSlug: string, provider: IntegrationProvider, runId: string): Promise<DecryptedCredential>
   /** Called when the step that asked for a credential ends (e.g. to stop scrubbing it from logs). */
@@ -42,7 +43,7 @@ export interface EngineLogger {
 }
 
 /** Why the worker stopped a run from outside: the reason of the control signal. */
-export type StopReason = { kind: 'cancel' } | { kind: 'lease_lost' } | { kind: 'shutdown' }
+export type StopReason = { kind: 'cancel' } | { kind: 'lease_lost' } | { kind: 'shutdown' } | { kind: 'offboarded' }
 
 export interface ExecutorContext {
   db: Db
@@ -61,7 +62,17 @@ export interface ExecutorContext {
   onRunChanged?: (orgSlug: string, runId: string) => void
 }
 
-export type ExecutionResult = { kind: 'finished'; status: TerminalStatus } | { kind: 'handed_back' } | { kind: 'lost' }
+export type ExecutionResult =
+  | { kind: 'finished'; status: TerminalStatus }
+  | { kind: 'handed_back' }
+  | { kind: 'lost' }
+  /** Its org was offboarded: the run row is gone, nothing is recorded. */
+  | { kind: 'offboarded' }
+
+export interface ExecutionHooks {
+  /** Called once the run's dataset id (its org incarnation) is known, before any step starts. */
+  bound?(datasetId: string): void
+}
 
 interface StepFailure {
   stepId: string
@@ -108,7 +119,7 @@ function safeResult(out: Record<string, unknown> | undefined): string | null {
   }
 }
 
-export async function executeRun(ctx: ExecutorContext, run: RunRow, control: AbortSignal): Promise<ExecutionResult> {
+export async function executeRun(ctx: ExecutorContext, run: RunRow, control: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionResult> {
   const log = { run_id: run.run_id, org: run.org_slug, pipeline_id: run.pipeline_id }
   const finish = async (status: TerminalStatus, code: string | null, message: string | null): Promise<ExecutionResult> => {
     try {
@@ -130,22 +141,20 @@ export async function executeRun(ctx: ExecutorContext, run: RunRow, control: Abo
     if (Number(run.cancel_requested) === 1) return await finish('CANCELLED', 'CANCELLED', 'Run cancelled by request')
     const template = ctx.catalog.getById(run.pipeline_id)
     if (!template) return await finish('FAILED', 'TEMPLATE_NOT_FOUND', 'The pipeline template no longer exists')
-    const org = await ctx.db.kysely
-      .selectFrom('org_profiles')
-      .select('dataset_id')
-      .where('org_slug', '=', run.org_slug)
-      .limit(1)
-      .executeTakeFirst()
-    if (!org) return await finish('FAILED', 'ORG_NOT_FOUND', 'The organization no longer exists')
-    let dataset: DatasetWriter
+    // The dataset comes from the org incarnation that holds this run now, never from the slug alone.
+    const bound = await boundDataset(ctx.db, run.run_id, ctx.workerId)
+    if (bound === 'lost') return control.reason?.kind === 'offboarded' ? { kind: 'offboarded' } : { kind: 'lost' }
+    if (bound === 'no_org') return await finish('FAILED', 'ORG_NOT_FOUND', 'The organization no longer exists')
+    const binding: DatasetBinding = { orgSlug: run.org_slug, datasetId: bound.datasetId }
+    hooks.bound?.(binding.datasetId)
     try {
-      dataset = await ctx.deps.openDataset(run.org_slug)
+      await ctx.deps.openDataset(binding)
     } catch (err) {
       ctx.logger.error({ ...log, err_name: (err as Error)?.name }, 'dataset unavailable')
       return await finish('FAILED', 'DATASET_UNAVAILABLE', 'The organization dataset could not be opened')
     }
     const parameters = Object.freeze(JSON.parse(run.parameters) as Record<string, unknown>)
-    return await runSteps(ctx, run, template, { slug: run.org_slug, datasetId: org.dataset_id }, dataset, parameters, control, finish)
+    return await runSteps(ctx, run, template, binding, parameters, control, finish)
   } catch (err) {
     // Internal failure (database, bug): try to record it; if even that fails the lease expires and the reaper decides.
     ctx.logger.error({ ...log, err_name: (err as Error)?.name }, 'run failed internally')
@@ -161,8 +170,7 @@ async function runSteps(
   ctx: ExecutorContext,
   run: RunRow,
   template: PipelineTemplate,
-  org: { slug: string; datasetId: string },
-  dataset: DatasetWriter,
+  binding: DatasetBinding,
   parameters: Readonly<Record<string, unknown>>,
   control: AbortSignal,
   finish: (status: TerminalStatus, code: string | null, message: string | null) => Promise<ExecutionResult>,
@@ -177,7 +185,7 @@ async function runSteps(
 
   const launch = (step: StepSpec) => {
     started.add(step.id)
-    const p = runStep(ctx, run, template, step, org, dataset, parameters, done, runSignal, { control, pipelineTimeout, failFast: failFast.signal })
+    const p = runStep(ctx, run, template, step, binding, parameters, done, runSignal, { control, pipelineTimeout, failFast: failFast.signal })
       .then((outcome) => {
         if (outcome.ok) done.set(step.id, { ...outcome.result, status: 'COMPLETED' })
         else if (outcome.failure && !failure) {
@@ -199,6 +207,10 @@ async function runSteps(
 
   if (done.size === template.steps.length) return finish('COMPLETED', null, null)
   const stop = stopReason(control)
+  if (stop?.kind === 'offboarded') {
+    ctx.writer.discardRun(run.run_id)
+    return { kind: 'offboarded' }
+  }
   if (stop?.kind === 'lease_lost') return { kind: 'lost' }
   if (stop?.kind === 'shutdown') {
     await ctx.writer.flush().catch(() => undefined)
@@ -220,8 +232,7 @@ async function runStep(
   run: RunRow,
   template: PipelineTemplate,
   step: StepSpec,
-  org: { slug: string; datasetId: string },
-  dataset: DatasetWriter,
+  binding: DatasetBinding,
   parameters: Readonly<Record<string, unknown>>,
   upstream: Map<string, StepResult & { status: string }>,
   runSignal: AbortSignal,
@@ -254,13 +265,18 @@ async function runStep(
     }
     try {
       if (!processor) throw new ProcessorError('PROCESSOR_ERROR', 'Processor is not registered')
+      // The step's writes and provider calls are fenced: none starts once the step signal has aborted
+      // (cancel, timeout, offboarding) or this worker no longer holds the run (checked in the database,
+      // so a stop decided by another process is seen too), even by a processor that ignores its signal.
+      const fence: WriteFence = { signal: stepSignal, guard: runLeaseGuard(ctx.db, run.run_id, ctx.workerId) }
+      const dataset = await ctx.deps.openDataset(binding, { fence })
       const pctx: ProcessorContext = {
-        org: { ...org },
+        org: { slug: binding.orgSlug, datasetId: binding.datasetId },
         run: { runId: run.run_id, pipelineId: run.pipeline_id, triggerType: run.trigger_type },
         step: { stepId: step.id, attempt },
         parameters,
         signal: stepSignal,
-        http: ctx.deps.http,
+        http: fencedHttp(ctx, run, stepSignal),
         dataset,
         upstream: Object.freeze(Object.fromEntries(upstream)),
         getCredential: async () => {
@@ -281,6 +297,11 @@ async function runStep(
       return { ok: true, result: { rows_processed: rows, output: result?.output } }
     } catch (err) {
       const stop = stopReason(signals.control)
+      if (stop?.kind === 'offboarded') {
+        // The org and this run's rows are gone: record nothing.
+        for (const cred of decrypted.splice(0)) ctx.deps.releaseCredential?.(cred)
+        return { ok: false, failure: null }
+      }
       if (stop) {
         end('CANCELLED', { code: stop.kind === 'cancel' ? 'CANCELLED' : 'INTERRUPTED', message: stop.kind === 'cancel' ? 'Run cancelled by request' : 'Worker stopped' })
         return { ok: false, failure: null }
@@ -318,4 +339,15 @@ async function runStep(
     }
   }
   return { ok: false, failure: null }
+}
+
+/** The step's outbound HTTP: refused once the step signal aborted or the run is no longer this worker's. */
+function fencedHttp(ctx: ExecutorContext, run: RunRow, stepSignal: AbortSignal): EgressClient {
+  return {
+    async request(url, req = {}) {
+      if (stepSignal.aborted) throw new EgressError('ABORTED')
+      if (!(await holdsRun(ctx.db, run.run_id, ctx.workerId)) || stepSignal.aborted) throw new EgressError('ABORTED')
+      return ctx.deps.http.request(url, { ...req, signal: req.signal ? AbortSignal.any([req.signal, stepSignal]) : stepSignal })
+    },
+  }
 }

@@ -81,6 +81,59 @@ export async function renewLeases(
   return out
 }
 
+/**
+ * The fence of a run's writes: a statement that returns a row only while this worker still holds the
+ * run (RUNNING, its lease, no cancel request). Offboarding deletes the row, so once it commits no write
+ * of the run passes; on PostgreSQL the row is locked FOR KEY SHARE inside the write's transaction, so
+ * the delete also waits for a write already past the check (plain UPDATEs such as heartbeats do not).
+ */
+export function runLeaseGuard(db: Db, runId: string, workerId: string): { text: string; params: unknown[] } {
+  if (db.dialect === 'postgres') {
+    return {
+      text: `SELECT 1 AS held FROM org_pipeline_runs WHERE run_id = $1 AND lease_owner = $2 AND status = 'RUNNING' AND cancel_requested = 0 LIMIT 1 FOR KEY SHARE`,
+      params: [runId, workerId],
+    }
+  }
+  return {
+    text: `SELECT 1 AS held FROM org_pipeline_runs WHERE run_id = ? AND lease_owner = ? AND status = 'RUNNING' AND cancel_requested = 0 LIMIT 1`,
+    params: [runId, workerId],
+  }
+}
+
+/** Whether this worker still holds the run (the same condition as runLeaseGuard, without a lock). */
+export async function holdsRun(db: Db, runId: string, workerId: string): Promise<boolean> {
+  const r = await db.kysely
+    .selectFrom('org_pipeline_runs')
+    .select('run_id')
+    .where('run_id', '=', runId)
+    .where('lease_owner', '=', workerId)
+    .where('status', '=', 'RUNNING')
+    .where('cancel_requested', '=', 0)
+    .limit(1)
+    .executeTakeFirst()
+  return r !== undefined
+}
+
+/**
+ * The dataset id of the org incarnation a run belongs to, read in one statement with the check that
+ * this worker still holds the run: offboarding deletes the run with the org, so a run that is still
+ * held belongs to the org that exists now. 'lost' when the run is no longer ours; 'no_org' when it is
+ * ours but its org is gone or being offboarded.
+ */
+export async function boundDataset(db: Db, runId: string, workerId: string): Promise<{ datasetId: string } | 'lost' | 'no_org'> {
+  const row = await db.kysely
+    .selectFrom('org_pipeline_runs as r')
+    .leftJoin('org_profiles as p', (j) => j.onRef('p.org_slug', '=', 'r.org_slug').on('p.status', '=', 'ACTIVE'))
+    .select(['p.dataset_id'])
+    .where('r.run_id', '=', runId)
+    .where('r.lease_owner', '=', workerId)
+    .where('r.status', '=', 'RUNNING')
+    .limit(1)
+    .executeTakeFirst()
+  if (!row) return 'lost'
+  return row.dataset_id ? { datasetId: row.dataset_id } : 'no_org'
+}
+
 export interface FinishInput {
   runId: string
   from: ('PENDING' | 'RUNNING')[]

@@ -90,6 +90,17 @@ export class StepLogWriter {
     }
   }
 
+  /** Forgets a run's buffered rows unwritten (its org was offboarded: its rows were deleted with it). */
+  discardRun(runId: string): void {
+    for (const [id, row] of this.rows) {
+      if (row.run_id !== runId) continue
+      this.rows.delete(id)
+      this.dirty.delete(id)
+      this.progressPending.delete(id)
+      this.progressWrittenAt.delete(id)
+    }
+  }
+
   private mark(logId: string): void {
     this.dirty.add(logId)
     if (this.dirty.size >= this.maxBatch) this.flush().catch((e) => this.opts.onError?.(e))
@@ -106,7 +117,10 @@ export class StepLogWriter {
     if (this.dirty.size === 0) return
     const ids = [...this.dirty]
     this.dirty.clear()
-    const batch = ids.map((id) => ({ ...this.rows.get(id)! }))
+    const batch = ids.flatMap((id) => {
+      const row = this.rows.get(id)
+      return row ? [{ ...row }] : []
+    })
     try {
       for (let i = 0; i < batch.length; i += this.maxBatch) {
         await this.db.kysely

@@ -25,6 +25,8 @@ interface Active {
   done: Promise<void>
   /** When our lease ends unless a heartbeat renews it (this worker's view, from the same clock). */
   leaseUntil: number
+  /** The org incarnation the run belongs to, once the executor has resolved it. */
+  datasetId?: string
 }
 
 export const newWorkerId = () => `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(6).toString('hex')}`
@@ -73,6 +75,22 @@ export class WorkerPool {
     return true
   }
 
+  /**
+   * Offboarding (from any process, through the event bus): aborts every run of that org incarnation
+   * at once. A run whose incarnation is not resolved yet is aborted too when it is of that slug; it
+   * could only belong to the offboarded org, whose runs were deleted (it would end 'lost' anyway).
+   */
+  abortOrg(orgSlug: string, datasetId?: string): number {
+    let n = 0
+    for (const a of this.active.values()) {
+      if (a.run.org_slug !== orgSlug || a.control.signal.aborted) continue
+      if (datasetId !== undefined && a.datasetId !== undefined && a.datasetId !== datasetId) continue
+      a.control.abort({ kind: 'offboarded' } satisfies StopReason)
+      n++
+    }
+    return n
+  }
+
   private async pollLoop(): Promise<void> {
     while (this.running) {
       let claimed = 0
@@ -102,16 +120,18 @@ export class WorkerPool {
 
   private launch(run: RunRow, leaseUntil: number): void {
     const control = new AbortController()
-    const done = executeRun({ ...this.exec, workerId: this.workerId }, run, control.signal)
+    const entry: Active = { run, control, done: Promise.resolve(), leaseUntil }
+    entry.done = executeRun({ ...this.exec, workerId: this.workerId }, run, control.signal, { bound: (id) => (entry.datasetId = id) })
       .then((r) => {
         if (r.kind === 'lost') this.exec.logger.warn({ run_id: run.run_id, worker: this.workerId }, 'lease lost; run left to its new owner')
+        if (r.kind === 'offboarded') this.exec.logger.info({ run_id: run.run_id, org: run.org_slug, worker: this.workerId }, 'run stopped: its org was offboarded')
       })
       .catch((err) => this.exec.logger.error({ run_id: run.run_id, err_name: (err as Error)?.name }, 'executor crashed'))
       .finally(() => {
         this.active.delete(run.run_id)
         this.nudge()
       })
-    this.active.set(run.run_id, { run, control, done, leaseUntil })
+    this.active.set(run.run_id, entry)
     this.exec.onRunChanged?.(run.org_slug, run.run_id)
   }
 

@@ -2,7 +2,7 @@
 // integration's base_url plus a relative path from the config (absolute URLs are refused, and
 // link-header pages must stay on the same origin), auth comes from the credential, records are
 // found at records_path, mapped through `fields` with types, capped by max_pages and max_records,
-// and loaded once at the end (nothing is written when a cap or an error stops the extraction).
+// and loaded once at the end (nothing is written when a cap, an error, a timeout or a cancel stops the extraction).
 import { httpAuthHeaders } from '../../integrations/providers/http.js'
 import type { ColumnSpec, TableSpec } from '../../datasets/types.js'
 import { asObject, optBool, optInt, reqString, type Obj } from '../shared/config.js'
@@ -300,8 +300,13 @@ export function createHttpExtractProcessor(): Processor<HttpExtractConfig> {
             break
         }
       }
+      // Pages fetched before a timeout or cancel are dropped, never loaded (the engine's fence refuses the
+      // write too; this keeps the processor right when it runs without one).
+      const stopped = () => new ProcessorError('CANCELLED', `${LABEL}: stopped before loading`)
+      if (ctx.signal.aborted) throw stopped()
       const written = await datasetOp(async () => {
         await ctx.dataset.ensureTable(config.table)
+        if (ctx.signal.aborted) throw stopped()
         return ctx.dataset.upsertRows(config.table.name, rows)
       })
       return { rows_processed: written, output: { pages, records: rows.length, table: config.table.name } }
