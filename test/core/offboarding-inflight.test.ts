@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { backendNames } from '../helpers/backends.js'
+import { backendNames, needsPostgres } from '../helpers/backends.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 
 const TOKEN = 'slow-provider-token-0123456789'
@@ -130,3 +130,43 @@ for (const backend of backendNames()) {
     })
   })
 }
+
+describe('offboarding on one instance stops the run on another (postgres, LISTEN/NOTIFY)', { skip: needsPostgres() }, () => {
+  test('the worker instance aborts the run on the event alone (its heartbeat is far away)', async () => {
+    const provider = slowProvider()
+    const base = await provider.start()
+    // API instance: no workers. Worker instance: same database, a heartbeat that will not come during the test.
+    const api = await buildTestApp('postgres')
+    const worker = await buildTestApp('postgres', { backend: api.backend, env: { WORKER_HEARTBEAT_MS: '600000', WORKER_LEASE_MS: '3600000', WORKER_POLL_MS: '50' } })
+    try {
+      worker.ctx.engine!.start({ workers: true, scheduler: false, maintenance: false })
+      const key = await api.onboard('org-x')
+      const setup = await api.app.inject({
+        method: 'POST',
+        url: '/api/v1/integrations/org-x/http/setup',
+        headers: api.org(key),
+        payload: { credential: TOKEN, credential_name: 'slow orders API', metadata: { auth_type: 'bearer', base_url: base, validation_url: `${base}/v1/ping` } },
+      })
+      assert.equal(setup.statusCode, 200, setup.body)
+      const trig = await api.app.inject({ method: 'POST', url: '/api/v1/pipelines/run/org-x/generic/http/example', headers: api.org(key), payload: { parameters: { date: '2026-11-30' } } })
+      assert.equal(trig.statusCode, 202, trig.body)
+      const runId = trig.json().run_id as string
+      await waitFor('the worker instance to hold the second page in flight', () => provider.held.length === 1 && worker.ctx.engine!.workers.activeRunIds().includes(runId))
+
+      const off = await api.app.inject({ method: 'DELETE', url: '/api/v1/organizations/org-x', headers: api.root, payload: { confirm_org_slug: 'org-x' } })
+      assert.equal(off.statusCode, 200, off.body)
+      const callsAtReturn = provider.calls.length
+      // Nothing but the event can stop it here: the held page is never answered and no heartbeat comes.
+      await waitFor('the worker instance to drop the run', () => !worker.ctx.engine!.workers.activeRunIds().includes(runId))
+      assert.ok(worker.logs.some((l) => l.includes('its org was offboarded') && l.includes(runId)), 'stopped by the offboarding event')
+      await waitFor('the held request to be aborted', () => provider.held[0]!.req.destroyed || provider.held[0]!.res.destroyed)
+      provider.release()
+      assert.equal(provider.calls.length, callsAtReturn, 'no provider call after offboarding returned')
+    } finally {
+      provider.release()
+      await worker.close()
+      await api.close()
+      await provider.close()
+    }
+  })
+})

@@ -101,8 +101,8 @@ async function setup(store: Store, org: string) {
   })
   const reader = openDatasetWriter(store.db, store.backend.dataDir, { orgSlug: org, datasetId })
   const outcomeOf = (runId: string) => eventually(async () => outcomes.find((o) => o.runId === runId), `the late write of ${runId}`)
-  const admit = async (pipeline: string) => {
-    const r = await engine.admit(admitInput(org, pipeline, {}, Date.now()))
+  const admit = async (pipeline: string, params: Record<string, unknown> = {}) => {
+    const r = await engine.admit(admitInput(org, pipeline, params, Date.now()))
     assert.ok(r.kind === 'admitted')
     return r.run.run_id
   }
@@ -149,7 +149,7 @@ for (const backend of backendNames()) {
         assert.deepEqual(await reader.listTables(), [])
 
         // Control: the same processor with its run intact writes normally.
-        const ok = await admit('test/late/gate')
+        const ok = await admit('test/late/gate', { control: true })
         await eventually(async () => engine.workers.activeRunIds().includes(ok), 'the control run to be active here')
         gates.open(ok)
         assert.equal((await outcomeOf(ok)).result, 'written')
