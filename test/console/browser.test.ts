@@ -138,7 +138,7 @@ describe('console in a browser', { skip }, () => {
 
   test('cost chart: rendered totals match the rows written for two providers over several days', async () => {
     const keyC = await h.t.onboard('org-cost')
-    const w = openDatasetWriter(h.t.ctx.db, h.t.ctx.config.dataDir, 'org-cost')
+    const w = openDatasetWriter(h.t.ctx.db, h.t.ctx.config.dataDir, await h.t.datasetOf('org-cost'))
     await w.ensureTable(OPENAI_COST_SPEC)
     await w.ensureTable(ANTHROPIC_COST_SPEC)
     const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10)

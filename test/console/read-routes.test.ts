@@ -29,7 +29,7 @@ for (const backend of backendNames()) {
       assert.equal(empty.statusCode, 200, empty.body)
       assert.deepEqual(empty.json().sources, [])
       assert.equal(empty.json().totals.total, 0)
-      const w = openDatasetWriter(t.ctx.db, t.ctx.config.dataDir, 'org-a')
+      const w = openDatasetWriter(t.ctx.db, t.ctx.config.dataDir, await t.datasetOf('org-a'))
       await w.ensureTable(OPENAI_COST_SPEC)
       await w.ensureTable(ANTHROPIC_COST_SPEC)
       const o = (n: number, model: string, project: string, cost: number) => ({
