@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import pino from 'pino'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
@@ -42,14 +43,17 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
     KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
     PIPELINE_CONFIG_DIRS: templates,
     WORKER_CONCURRENCY: '4',
     WORKER_POLL_MS: '50',
   }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
-  const runtime = await createRuntime(loadConfig(env), { processors: [(r) => r.register(noop)] })
+  const runtime = await createRuntime(loadConfig(env), {
+    processors: [(r) => r.register(noop)],
+    logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }),
+  })
   const app = await buildApp(runtime.ctx)
   const slug = `bench-${Date.now().toString(36)}`
   const root = { 'x-ca-root-key': ROOT }
@@ -146,7 +150,7 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
   }
 }
 
-export async function runEngineBench(opts: { duration: number }): Promise<void> {
+export async function runEngineBench(opts: { duration: number }): Promise<{ embeddedAdmissionsPerSec: number }> {
   const results = [await engineCase(null, 'embedded', opts.duration)]
   if (process.env.BENCH_DATABASE_URL) results.push(await engineCase(process.env.BENCH_DATABASE_URL, 'postgres', opts.duration))
   console.log('\n| store | admissions/s (trigger → 202) | trigger p50 ms | trigger p99 ms | non-2xx | trigger→RUNNING p50 ms | p99 ms | runs started |')
@@ -154,4 +158,5 @@ export async function runEngineBench(opts: { duration: number }): Promise<void> 
   for (const x of results) {
     console.log(`| ${x.label} | ${x.admissionsPerSec.toFixed(0)} | ${x.p50} | ${x.p99} | ${x.non2xx} | ${x.runningP50} | ${x.runningP99} | ${x.started}/200 |`)
   }
+  return { embeddedAdmissionsPerSec: results[0]!.admissionsPerSec }
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
+import pino from 'pino'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
@@ -12,6 +13,10 @@ import { runEngineBench } from './engine.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+/** The server logs at the default level (info), one access line per request, to a file like production. */
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
+/** Connection counts for the quota route's scale curve (BENCH_CURVE=0 skips it). */
+const CURVE = process.env.BENCH_CURVE === '0' ? [] : [100, 1000]
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
 interface Result {
@@ -23,10 +28,10 @@ interface Result {
   non2xx: number
 }
 
-async function hammer(name: string, url: string, headers: Record<string, string> = {}): Promise<Result> {
+async function hammer(name: string, url: string, headers: Record<string, string> = {}, connections = CONNECTIONS): Promise<Result> {
   // Warm-up so caches and JIT are in steady state.
-  await autocannon({ url, headers, connections: CONNECTIONS, duration: 1 })
-  const r = await autocannon({ url, headers, connections: CONNECTIONS, duration: DURATION })
+  await autocannon({ url, headers, connections, duration: 1 })
+  const r = await autocannon({ url, headers, connections, duration: DURATION })
   return { name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx }
 }
 
@@ -42,12 +47,13 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
     KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL,
     RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
+    RATE_LIMIT_IP_PER_MINUTE: '10000000',
   }
   if (databaseUrl) env.DATABASE_URL = databaseUrl
   const config = loadConfig(env)
-  const runtime = await createRuntime(config)
+  const runtime = await createRuntime(config, { logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }) })
   const app = await buildApp(runtime.ctx)
   // One org per measured case: each gets the full per-org request budget.
   const makeOrg = async (slug: string) => {
@@ -87,6 +93,12 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   results.push(await hammer(`GET quota, cached org key (${label})`, `http://127.0.0.1:${port}${path}`, { 'x-api-key': apiKey }))
   results.push(await hammer(`bare Fastify route, catalogue JSON`, `http://127.0.0.1:${barePort}/pipelines`))
   results.push(await hammer(`GET pipelines catalogue, cached org key, no DB read (${label})`, `http://127.0.0.1:${port}/api/v1/pipelines`, { 'x-api-key': catalogueKey }))
+  if (!databaseUrl) {
+    for (const c of CURVE) {
+      results.push(await hammer(`bare Fastify route, same JSON, ${c} connections`, `http://127.0.0.1:${barePort}/quota`, {}, c))
+      results.push(await hammer(`GET quota, cached org key (${label}), ${c} connections`, `http://127.0.0.1:${port}${path}`, { 'x-api-key': apiKey }, c))
+    }
+  }
   // Let the last in-flight requests finish before storage closes.
   await new Promise((r) => setTimeout(r, 300))
   await bare.close()
@@ -96,21 +108,58 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   return results
 }
 
+interface Goal {
+  name: string
+  ratio: number
+  goal: number
+}
+
+function printGoals(goals: Goal[]): void {
+  console.log('\n| ratio (same run) | measured | goal | met |')
+  console.log('|---|---:|---:|---|')
+  for (const g of goals) console.log(`| ${g.name} | ${g.ratio.toFixed(2)} | >= ${g.goal} | ${g.ratio >= g.goal ? 'yes' : 'no'} |`)
+}
+
 async function main(): Promise<void> {
-  console.log(`tenantflow bench: ${DURATION}s per case, ${CONNECTIONS} connections, node ${process.version}`)
+  console.log(`tenantflow bench: ${DURATION}s per case, ${CONNECTIONS} connections, log level ${LOG_LEVEL}, node ${process.version}`)
+  console.log('autocannon runs in this process beside the server: absolute req/s are about half of a separate client; ratios are what to compare.')
   const all: Result[] = []
   const embedded = await authBench(null, 'embedded')
   all.push(...embedded)
-  const ratio = embedded[1]!.rps / embedded[0]!.rps
-  const authOnly = embedded[3]!.rps / embedded[2]!.rps
+  const goals: Goal[] = [
+    { name: 'GET quota (fresh counters) / bare Fastify, embedded', ratio: embedded[1]!.rps / embedded[0]!.rps, goal: 0.6 },
+    { name: 'guard-only route / bare Fastify, embedded', ratio: embedded[3]!.rps / embedded[2]!.rps, goal: 0.8 },
+  ]
+  for (let i = 4; i + 1 < embedded.length; i += 2) {
+    goals.push({ name: `GET quota / bare at ${embedded[i + 1]!.name.split(', ').pop()}`, ratio: embedded[i + 1]!.rps / embedded[i]!.rps, goal: 0.6 })
+  }
   if (process.env.BENCH_DATABASE_URL) {
     const pg = await authBench(process.env.BENCH_DATABASE_URL, 'postgres')
     all.push(pg[1]!, pg[3]!)
   }
   print(all)
-  console.log(`\nauthenticated quota / bare throughput ratio (embedded): ${ratio.toFixed(2)}`)
-  console.log(`authenticated catalogue (guard + limits, no DB) / bare ratio (embedded): ${authOnly.toFixed(2)}`)
-  await runEngineBench({ duration: DURATION })
+  const engine = await runEngineBench({ duration: DURATION })
+  const bare = await barePostRate()
+  goals.push({ name: 'trigger → 202 / bare Fastify POST, embedded', ratio: engine.embeddedAdmissionsPerSec / bare, goal: 0.25 })
+  printGoals(goals)
+}
+
+/** A bare Fastify POST route parsing the same JSON body, the baseline for admissions. */
+async function barePostRate(): Promise<number> {
+  const bare = Fastify({ logger: false })
+  bare.post('/run', async () => ({ run_id: 'run_x', status: 'PENDING' }))
+  await bare.listen({ port: 0, host: '127.0.0.1' })
+  const port = (bare.server.address() as { port: number }).port
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/run`,
+    connections: 16,
+    duration: DURATION,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parameters: { n: 1 } }),
+  })
+  await bare.close()
+  return r.requests.average
 }
 
 main().then(
