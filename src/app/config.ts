@@ -4,6 +4,7 @@ import v8 from 'node:v8'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { heartbeatFor, LEASE_HEARTBEATS } from '../core/pipelines/lease.js'
 
 export type Environment = 'development' | 'staging' | 'production'
 
@@ -170,6 +171,23 @@ export interface LoadOptions {
   persistDevSecrets?: boolean
 }
 
+// --- h-timing: worker lease and heartbeat -------------------------------------------------------
+/**
+ * A lease must outlive several heartbeats, or live runs lose it between two renewals (the provider
+ * is then called twice and runs end WORKER_LOST). Without WORKER_HEARTBEAT_MS the heartbeat is
+ * derived from the lease; an explicit pair that breaks the rule refuses to start.
+ */
+function workerLease(env: Env): { leaseMs: number; heartbeatMs: number } {
+  const leaseMs = int(env, 'WORKER_LEASE_MS', 30_000, 500, 3_600_000)
+  const explicit = env.WORKER_HEARTBEAT_MS !== undefined && env.WORKER_HEARTBEAT_MS !== ''
+  const heartbeatMs = explicit ? int(env, 'WORKER_HEARTBEAT_MS', 10_000, 100, 600_000) : heartbeatFor(leaseMs)
+  if (heartbeatMs * LEASE_HEARTBEATS > leaseMs) {
+    report(new ConfigError('WORKER_HEARTBEAT_MS', `must be at most WORKER_LEASE_MS / ${LEASE_HEARTBEATS}`))
+  }
+  return { leaseMs, heartbeatMs }
+}
+// --- end h-timing ---------------------------------------------------------------------------------
+
 /** Reads the configuration; throws one ConfigError listing every problem found. */
 export function loadConfig(env: Env = process.env, opts: LoadOptions = {}): Config {
   const problems: ConfigError[] = []
@@ -316,8 +334,7 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     },
     workers: {
       concurrency: int(env, 'WORKER_CONCURRENCY', 4, 0, 256),
-      leaseMs: int(env, 'WORKER_LEASE_MS', 30_000, 500, 3_600_000),
-      heartbeatMs: int(env, 'WORKER_HEARTBEAT_MS', 10_000, 100, 600_000),
+      ...workerLease(env),
       pollMs: int(env, 'WORKER_POLL_MS', 500, 10, 60_000),
       reaperMs: int(env, 'WORKER_REAPER_MS', 5_000, 100, 600_000),
     },

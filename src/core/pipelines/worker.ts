@@ -9,6 +9,7 @@ import { executeRun, type ExecutorContext, type StopReason } from './executor.js
 import type { EngineLogger } from './executor.js'
 import type { EngineMetrics } from './metrics.js'
 import { PeriodicTask } from './periodic.js'
+import { assertLeaseCoversHeartbeats } from './lease.js'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 
@@ -44,6 +45,7 @@ export class WorkerPool {
     private readonly opts: WorkerPoolOptions,
     workerId: string = newWorkerId(),
   ) {
+    assertLeaseCoversHeartbeats(opts.leaseMs, opts.heartbeatMs)
     this.workerId = workerId
   }
 
