@@ -46,6 +46,8 @@ export interface Config {
   runWatch: { pollMs: number; heartbeatMs: number; maxStreamsPerOrg: number; maxStreamSeconds: number }
   /** Plan catalogue file (YAML); null = the shipped configs/plans.yaml. */
   plansFile: string | null
+  /** h-timing: shared rate-limit store timeouts and what limits do while it fails. */
+  rateLimitStore: { fallback: 'memory' | 'deny'; redisConnectTimeoutMs: number; redisCommandTimeoutMs: number }
 }
 
 export interface ConsoleConfig {
@@ -185,6 +187,15 @@ function workerLease(env: Env): { leaseMs: number; heartbeatMs: number } {
     report(new ConfigError('WORKER_HEARTBEAT_MS', `must be at most WORKER_LEASE_MS / ${LEASE_HEARTBEATS}`))
   }
   return { leaseMs, heartbeatMs }
+}
+function rateLimitStore(env: Env): Config['rateLimitStore'] {
+  const fallback = (env.RATE_LIMIT_STORE_FALLBACK || 'memory').trim().toLowerCase()
+  if (fallback !== 'memory' && fallback !== 'deny') throw new ConfigError('RATE_LIMIT_STORE_FALLBACK', 'must be memory or deny')
+  return {
+    fallback,
+    redisConnectTimeoutMs: int(env, 'REDIS_CONNECT_TIMEOUT_MS', 3000, 50, 60_000),
+    redisCommandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000),
+  }
 }
 // --- end h-timing ---------------------------------------------------------------------------------
 
@@ -353,5 +364,6 @@ function readConfig(env: Env, opts: LoadOptions): Config {
       maxStreamSeconds: int(env, 'RUN_EVENTS_MAX_STREAM_SECONDS', 3_600, 1, 86_400),
     },
     plansFile: env.PLANS_FILE ? resolve(env.PLANS_FILE) : null,
+    rateLimitStore: rateLimitStore(env),
   }
 }

@@ -87,8 +87,17 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const rateLimitPool = !config.redisUrl && db.pgUrl ? openRateLimitPool(db.pgUrl) : null
     if (rateLimitPool) closers.push(() => rateLimitPool.end())
     const rateLimits = new RateLimits(
-      config.redisUrl ? { kind: 'redis', redisUrl: config.redisUrl } : rateLimitPool ? { kind: 'postgres', pgPool: rateLimitPool } : { kind: 'memory' },
+      config.redisUrl
+        ? {
+            kind: 'redis',
+            redisUrl: config.redisUrl,
+            redisConnectTimeoutMs: config.rateLimitStore.redisConnectTimeoutMs,
+            redisCommandTimeoutMs: config.rateLimitStore.redisCommandTimeoutMs,
+          }
+        : rateLimitPool ? { kind: 'postgres', pgPool: rateLimitPool } : { kind: 'memory' },
       {
+        fallback: config.rateLimitStore.fallback,
+        logger,
         enabled: config.rateLimitEnabled,
         globalPerMinute: config.rateLimit.globalPerMinute,
         ipPerMinute: config.rateLimit.unauthenticatedPerMinute,

@@ -2,6 +2,9 @@
 // per client IP for unauthenticated and failed-auth traffic, and a global ceiling. Counters live in
 // memory on the embedded store, in PostgreSQL when running on it, or in Redis when REDIS_URL is set,
 // so every instance shares them. 429s carry Retry-After (seconds) and RateLimit-* headers.
+// A failing shared store (Redis timeout or disconnect, PostgreSQL table/query failure) is logged once,
+// reported by storeHealth() (readiness "degraded"), and limits fall back as configured
+// (RATE_LIMIT_STORE_FALLBACK); while failing, one request per second probes the store.
 import type { FastifyReply } from 'fastify'
 import type pg from 'pg'
 import { Redis } from 'ioredis'
@@ -13,7 +16,9 @@ import {
   RateLimiterRes,
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible'
+import type { Logger } from 'pino'
 import { ApiError, type ErrorCode } from '../errors.js'
+import { RATE_LIMIT_TABLE } from '../../core/db/rate-limit-table.js'
 
 export type LimitKind = 'org' | 'trigger' | 'ip' | 'auth_fail' | 'global'
 
@@ -29,21 +34,59 @@ export interface RateLimitStore {
   kind: 'memory' | 'postgres' | 'redis'
   pgPool?: pg.Pool
   redisUrl?: string
+  /** Redis: TCP connect and per-command reply timeouts (a silent Redis must not hang requests). */
+  redisConnectTimeoutMs?: number
+  redisCommandTimeoutMs?: number
 }
+
+/**
+ * What a limit decides while the shared store (Redis / the PostgreSQL table) is failing:
+ * - `memory`: count in this process's memory (limits hold per process, not across processes);
+ * - `deny`: per-org and per-trigger limits refuse with 503 (fail closed). Per-IP and failed-auth limits
+ *   always fall back to memory, so health probes still answer and brute-force protection stays on.
+ */
+export type RateLimitFallback = 'memory' | 'deny'
 
 export interface RateLimitOptions {
   enabled: boolean
   globalPerMinute: number
   ipPerMinute: number
   failedAuthPerMinute: number
+  fallback?: RateLimitFallback
+  logger?: Pick<Logger, 'error' | 'info'>
 }
 
-const TABLE = 'tenantflow_rate_limits'
+/** The shared counter store as readiness reports it. `reason` never carries a URL or driver text. */
+export interface RateLimitStoreHealth {
+  store: RateLimitStore['kind']
+  healthy: boolean
+  reason: string | null
+}
+
+const TABLE = RATE_LIMIT_TABLE
+/** While the store is failing, at most one request per interval probes it; the rest use the fallback. */
+const PROBE_INTERVAL_MS = 1000
+/** A failed table creation is retried, at most once per interval (never cached forever). */
+const TABLE_RETRY_MS = 1000
+
+function storeFailureReason(store: RateLimitStore['kind'], err: unknown): string {
+  const msg = err instanceof Error ? err.message : ''
+  if (store === 'redis') {
+    if (msg.includes('timed out')) return 'command timed out'
+    if (msg.includes("isn't writeable") || msg.includes('Connection is closed')) return 'not connected'
+    return 'command failed'
+  }
+  return msg.includes('table creation') ? 'table could not be created' : 'query failed'
+}
 
 export class RateLimits {
   private readonly limiters = new Map<string, RateLimiterAbstract>()
+  private readonly fallbacks = new Map<string, RateLimiterMemory>()
   private redis: Redis | null = null
   private tableReady: Promise<void> | null = null
+  private tableRetryAt = 0
+  private failure: string | null = null
+  private nextProbeAt = 0
   /** IPs over the failed-auth limit, blocked on this instance without a store round trip. */
   private readonly blocked = new LRUCache<string, number>({ max: 50_000 })
   private readonly global: RateLimiterMemory
@@ -52,9 +95,71 @@ export class RateLimits {
     // The global ceiling protects this process, so it is kept per instance.
     this.global = new RateLimiterMemory({ points: opts.globalPerMinute, duration: 60, keyPrefix: 'global' })
     if (store.kind === 'redis' && store.redisUrl) {
-      this.redis = new Redis(store.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false })
-      this.redis.on('error', () => undefined)
+      this.redis = new Redis(store.redisUrl, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        lazyConnect: false,
+        connectTimeout: store.redisConnectTimeoutMs ?? 3000,
+        commandTimeout: store.redisCommandTimeoutMs ?? 1000,
+      })
+      // ioredis reconnects by itself (with backoff); the error text may name the host, so only a fixed reason is kept.
+      this.redis.on('error', () => this.markFailed('connection failed'))
+      this.redis.on('ready', () => this.markHealthy())
     }
+  }
+
+  /** For /health/ready: Redis not connected, or the last store operation failed. */
+  storeHealth(): RateLimitStoreHealth {
+    const store = this.store.kind === 'redis' && this.redis ? 'redis' : this.store.kind === 'postgres' && this.store.pgPool ? 'postgres' : 'memory'
+    if (store === 'memory' || !this.opts.enabled) return { store, healthy: true, reason: null }
+    if (this.failure) return { store, healthy: false, reason: this.failure }
+    if (this.redis && this.redis.status !== 'ready') return { store, healthy: false, reason: 'not connected' }
+    return { store, healthy: true, reason: null }
+  }
+
+  private markFailed(reason: string): void {
+    if (this.failure === null) {
+      const fallback = this.opts.fallback ?? 'memory'
+      this.opts.logger?.error({ store: this.store.kind, reason, fallback }, 'rate-limit store unavailable; limits fall back')
+    }
+    this.failure = reason
+    this.nextProbeAt = Date.now() + PROBE_INTERVAL_MS
+  }
+
+  private markHealthy(): void {
+    if (this.failure === null) return
+    this.failure = null
+    this.opts.logger?.info({ store: this.store.kind }, 'rate-limit store available again')
+  }
+
+  /** Per-process counters used while the shared store fails (or for kinds that never fail closed). */
+  private fallbackLimiter(kind: LimitKind, points: number): RateLimiterMemory {
+    const name = `${kind}:${points}`
+    let l = this.fallbacks.get(name)
+    if (!l) {
+      if (this.fallbacks.size > 1000) this.fallbacks.clear()
+      l = new RateLimiterMemory({ points, duration: 60, keyPrefix: `tf_fallback_${kind}_${points}` })
+      this.fallbacks.set(name, l)
+    }
+    return l
+  }
+
+  private ensureTable(pool: pg.Pool, base: { points: number; duration: number; keyPrefix: string }): Promise<void> {
+    if (this.tableReady) return this.tableReady
+    if (Date.now() < this.tableRetryAt) return Promise.reject(new Error('rate-limit table creation failed recently'))
+    const ready = new Promise<void>((resolve, reject) => {
+      new RateLimiterPostgres(
+        { ...base, storeClient: pool, tableName: TABLE, clearExpiredByTimeout: false },
+        (err?: unknown) => (err ? reject(new Error('rate-limit table creation failed')) : resolve()),
+      )
+    })
+    this.tableReady = ready
+    ready.catch(() => {
+      // Not cached: a later request tries again (at most once per TABLE_RETRY_MS).
+      if (this.tableReady === ready) this.tableReady = null
+      this.tableRetryAt = Date.now() + TABLE_RETRY_MS
+    })
+    return ready
   }
 
   get enabled(): boolean {
@@ -67,27 +172,13 @@ export class RateLimits {
     if (existing) return existing
     const base = { points, duration: 60, keyPrefix: `tf_${kind}_${points}` }
     let l: RateLimiterAbstract
+    // No insurance limiter: a store failure is handled (logged, reported, fallback) in consume().
     if (this.redis) {
-      l = new RateLimiterRedis({ ...base, storeClient: this.redis, insuranceLimiter: new RateLimiterMemory(base) })
+      l = new RateLimiterRedis({ ...base, storeClient: this.redis })
     } else if (this.store.kind === 'postgres' && this.store.pgPool) {
       const pool = this.store.pgPool
-      if (!this.tableReady) {
-        this.tableReady = new Promise<void>((resolve, reject) => {
-          new RateLimiterPostgres(
-            { ...base, storeClient: pool, tableName: TABLE, clearExpiredByTimeout: false },
-            (err?: unknown) => (err ? reject(err) : resolve()),
-          )
-        })
-      }
-      await this.tableReady
-      l = new RateLimiterPostgres({
-        ...base,
-        storeClient: pool,
-        tableName: TABLE,
-        tableCreated: true,
-        clearExpiredByTimeout: false,
-        insuranceLimiter: new RateLimiterMemory(base),
-      })
+      await this.ensureTable(pool, base)
+      l = new RateLimiterPostgres({ ...base, storeClient: pool, tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false })
     } else {
       l = new RateLimiterMemory(base)
     }
@@ -96,12 +187,35 @@ export class RateLimits {
     return l
   }
 
+  /** One point from the shared store; when the store fails, from the configured fallback. */
+  private async take(kind: LimitKind, key: string, perMinute: number): Promise<RateLimiterRes> {
+    if (kind === 'global') return this.global.consume(key, 1)
+    const shared = this.redis !== null || (this.store.kind === 'postgres' && this.store.pgPool !== undefined)
+    if (!shared) return (await this.limiter(kind, perMinute)).consume(key, 1)
+    const probing = this.failure !== null
+    if (!probing || Date.now() >= this.nextProbeAt) {
+      if (probing) this.nextProbeAt = Date.now() + PROBE_INTERVAL_MS
+      try {
+        const res = await (await this.limiter(kind, perMinute)).consume(key, 1)
+        this.markHealthy()
+        return res
+      } catch (err) {
+        if (err instanceof RateLimiterRes) {
+          this.markHealthy()
+          throw err
+        }
+        this.markFailed(storeFailureReason(this.store.kind, err))
+      }
+    }
+    if ((this.opts.fallback ?? 'memory') === 'deny' && (kind === 'org' || kind === 'trigger')) throw new ApiError('SERVICE_UNAVAILABLE')
+    return this.fallbackLimiter(kind, perMinute).consume(key, 1)
+  }
+
   /** Consumes one point; on refusal throws a 429 ApiError with Retry-After. Sets RateLimit headers on the reply. */
   async consume(kind: LimitKind, key: string, perMinute: number, reply?: FastifyReply): Promise<void> {
     if (!this.opts.enabled) return
-    const limiter = kind === 'global' ? this.global : await this.limiter(kind, perMinute)
     try {
-      const res = await limiter.consume(key, 1)
+      const res = await this.take(kind, key, perMinute)
       if (reply) setHeaders(reply, kind, perMinute, res)
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err

@@ -1,4 +1,5 @@
-// Operations endpoints (not under /api/v1): liveness, readiness with a 5 s database check, metrics.
+// Operations endpoints (not under /api/v1): liveness, readiness with a 5 s database check (and the shared
+// rate-limit store: "degraded" with a reason while it fails), metrics.
 import Type from 'typebox'
 import { sql } from 'kysely'
 import type { App } from '../server.js'
@@ -48,7 +49,11 @@ export function healthRoutes(app: App, ctx: AppContext): void {
       config: { auth: 'public' },
       schema: {
         response: {
-          200: Strict({ status: Type.String({ maxLength: 32 }), checks: Strict({ database: Type.Boolean(), shutdown: Type.Boolean() }) }),
+          200: Strict({
+            status: Type.String({ maxLength: 32 }),
+            checks: Strict({ database: Type.Boolean(), shutdown: Type.Boolean(), rate_limit_store: Type.Boolean() }),
+            reasons: Type.Array(Type.String({ maxLength: 200 }), { maxItems: 10 }),
+          }),
           ...errorResponses,
         },
       },
@@ -60,7 +65,11 @@ export function healthRoutes(app: App, ctx: AppContext): void {
       } catch {
         throw new ApiError('SERVICE_UNAVAILABLE')
       }
-      return { status: 'ready', checks: { database: true, shutdown: false } }
+      // A failing shared rate-limit store does not stop this instance (limits fall back as configured), so it
+      // answers 200 "degraded" with the reason rather than taking the instance out of rotation.
+      const store = ctx.rateLimits.storeHealth()
+      const reasons = store.healthy ? [] : [`rate-limit store (${store.store}): ${store.reason}`]
+      return { status: store.healthy ? 'ready' : 'degraded', checks: { database: true, shutdown: false, rate_limit_store: store.healthy }, reasons }
     },
   )
 

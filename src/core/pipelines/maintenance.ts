@@ -1,10 +1,11 @@
 // Periodic housekeeping: PostgreSQL partitions created ahead and dropped after retention, SQLite
-// rows deleted after retention, and expired idempotency keys removed in bounded batches.
+// rows deleted after retention, and expired idempotency keys and rate-limit rows removed in bounded batches.
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions, refreshPlannerStatistics } from '../db/partitions.js'
 import { PeriodicTask } from './periodic.js'
+import { deleteExpiredRateLimitRows } from '../db/rate-limit-table.js'
 import type { EngineLogger } from './executor.js'
 
 const IDEMPOTENCY_BATCH = 1000
@@ -29,6 +30,7 @@ export interface MaintenanceResult {
   partitionsDropped: string[]
   rowsDeleted: number
   idempotencyKeysDeleted: number
+  rateLimitRowsDeleted: number
 }
 
 /**
@@ -55,7 +57,9 @@ export async function runMaintenance(db: Db, retentionDays: number, now: number)
   const rowsDeleted = await deleteExpiredRows(db, retention, now)
   const idempotencyKeysDeleted = await deleteExpiredIdempotencyKeys(db, now)
   await refreshPlannerStatistics(db)
-  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted }
+  // The counters' expiry is wall-clock time (set by rate-limiter-flexible), not the engine clock.
+  const rateLimitRowsDeleted = await deleteExpiredRateLimitRows(db, Date.now())
+  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted, rateLimitRowsDeleted }
 }
 
 export class Maintenance {
@@ -71,7 +75,7 @@ export class Maintenance {
       opts.intervalMs ?? 3_600_000,
       async () => {
         const r = await runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
-        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted) {
+        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted || r.rateLimitRowsDeleted) {
           this.logger.info({ ...r }, 'maintenance pass')
         }
       },
