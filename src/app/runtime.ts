@@ -51,9 +51,9 @@ export interface Runtime {
   close(): Promise<void>
 }
 
-async function createBus(db: Db): Promise<EventBus> {
+async function createBus(db: Db, logger: Logger): Promise<EventBus> {
   if (db.dialect === 'postgres' && db.pgUrl && db.pgPool) {
-    const bus = new PostgresBus(db.pgUrl, db.pgPool)
+    const bus = new PostgresBus(db.pgUrl, db.pgPool, { logger })
     await bus.start()
     return bus
   }
@@ -79,7 +79,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     }
     const kms = opts.kms ?? (await createKms(config))
     if (kms.close) closers.push(() => kms.close!())
-    const bus = await createBus(db)
+    const bus = await createBus(db, logger)
     closers.push(() => bus.close())
     const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth)
     auth.start()
