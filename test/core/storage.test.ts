@@ -67,7 +67,7 @@ for (const backend of backendNames()) {
       try {
         assert.equal((await t.app.inject({ method: 'GET', url: '/health/live' })).json().status, 'alive')
         const ready = await t.app.inject({ method: 'GET', url: '/health/ready' })
-        assert.deepEqual(ready.json(), { status: 'ready', checks: { database: true, shutdown: false } })
+        assert.deepEqual(ready.json(), { status: 'ready', checks: { database: true, shutdown: false, rate_limit_store: true }, reasons: [] })
         const metrics = await t.app.inject({ method: 'GET', url: '/metrics', headers: t.root })
         assert.equal(metrics.statusCode, 200)
         assert.match(metrics.body, /tenantflow_http_requests_total/)
