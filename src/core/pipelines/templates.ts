@@ -17,6 +17,12 @@ const MAX_PARAMS = 20
 
 export type ParameterType = 'date' | 'string' | 'integer' | 'enum'
 
+/** The keys a template, a parameter and a step may have (docs/templates.md documents each; a test checks). */
+export const TEMPLATE_KEYS = ['id', 'description', 'integration', 'parameters', 'timeout_seconds', 'steps'] as const
+export const PARAMETER_KEYS = ['type', 'description', 'default', 'min', 'max', 'max_length', 'values', 'required'] as const
+export const STEP_KEYS = ['id', 'processor', 'depends_on', 'timeout_seconds', 'retries', 'config'] as const
+export const PARAMETER_TYPES: readonly ParameterType[] = ['date', 'string', 'integer', 'enum']
+
 export interface ParameterSpec {
   type: ParameterType
   description?: string
@@ -125,9 +131,9 @@ function parseParameter(file: string, name: string, raw: unknown): ParameterSpec
   const path = `parameters.${name}`
   if (!PARAM_NAME.test(name)) throw new TemplateError(file, path, 'parameter names are lowercase identifiers')
   if (!isObj(raw)) throw new TemplateError(file, path, 'must be a mapping')
-  checkKeys(file, path, raw, ['type', 'description', 'default', 'min', 'max', 'max_length', 'values', 'required'])
-  const type = raw.type
-  if (type !== 'date' && type !== 'string' && type !== 'integer' && type !== 'enum') {
+  checkKeys(file, path, raw, PARAMETER_KEYS)
+  const type = raw.type as ParameterType
+  if (!PARAMETER_TYPES.includes(type)) {
     throw new TemplateError(file, `${path}.type`, 'must be date, string, integer or enum')
   }
   const spec: ParameterSpec = { type, required: false }
@@ -168,7 +174,7 @@ function parseParameter(file: string, name: string, raw: unknown): ParameterSpec
 function parseStep(file: string, i: number, raw: unknown, registry: ProcessorRegistry): StepSpec {
   const path = `steps[${i}]`
   if (!isObj(raw)) throw new TemplateError(file, path, 'must be a mapping')
-  checkKeys(file, path, raw, ['id', 'processor', 'depends_on', 'timeout_seconds', 'retries', 'config'])
+  checkKeys(file, path, raw, STEP_KEYS)
   const id = str(file, `${path}.id`, raw.id, 64)
   if (!STEP_ID.test(id)) throw new TemplateError(file, `${path}.id`, 'must match ^[a-z0-9][a-z0-9_-]{0,63}$')
   const processorName = str(file, `${path}.processor`, raw.processor, 100)
@@ -244,7 +250,7 @@ export function parseTemplate(
     throw new TemplateError(file, '(document)', 'is not valid YAML')
   }
   if (!isObj(doc)) throw new TemplateError(file, '(document)', 'must be a mapping')
-  checkKeys(file, '', doc, ['id', 'description', 'integration', 'parameters', 'timeout_seconds', 'steps'])
+  checkKeys(file, '', doc, TEMPLATE_KEYS)
   const id = `${ids.provider}/${ids.domain}/${ids.pipeline}`
   if (doc.id !== undefined && doc.id !== id) throw new TemplateError(file, 'id', `must be ${JSON.stringify(id)} (derived from the path)`)
   const description = str(file, 'description', doc.description, 500)

@@ -7,6 +7,10 @@ import type { EgressClient } from '../../http/types.js'
 import { expectOk, joinUrl, outcome, VALIDATION_MAX_BYTES, VALIDATION_TIMEOUT_MS } from './outcome.js'
 import { CredentialFormatError, ProviderCallError, type ProviderConfig, type ProviderModule } from './types.js'
 
+/** A BigQuery table id `project.dataset.table` (the billing export gcp.billing reads; metadata.billing_table). */
+export const BILLING_TABLE_ID = /^([a-z][a-z0-9-]{4,28}[a-z0-9])\.([A-Za-z_][A-Za-z0-9_]{0,127})\.([A-Za-z0-9_]{1,128})$/
+export const BILLING_LOCATION = /^[A-Za-z][A-Za-z0-9-]{1,40}$/
+
 export const GCP_SCOPE = 'https://www.googleapis.com/auth/cloud-platform'
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 
@@ -119,6 +123,14 @@ export const gcpProvider: ProviderModule = {
   name: 'gcp',
   checkFormat(credential, metadata) {
     const sa = parseServiceAccount(credential)
+    const table = metadata.billing_table
+    if (table !== undefined && (typeof table !== 'string' || !BILLING_TABLE_ID.test(table))) {
+      throw new CredentialFormatError('metadata.billing_table', 'must be project.dataset.table')
+    }
+    const location = metadata.billing_location
+    if (location !== undefined && (typeof location !== 'string' || !BILLING_LOCATION.test(location))) {
+      throw new CredentialFormatError('metadata.billing_location', 'must be a BigQuery location such as US or EU')
+    }
     // Identifiers only; the key stays in the ciphertext.
     return { ...metadata, project_id: sa.project_id, client_email: sa.client_email }
   },

@@ -1,14 +1,16 @@
 // gcp.billing: reads the org's own Cloud Billing export table in BigQuery with the org's own service
 // account (integration `gcp`; platform credentials are never used) → gcp_billing_daily, one row per
 // (date, service, project, currency). The query is fixed; the table id is a validated identifier
-// and the date a named query parameter (@date), never interpolated.
+// and the date a named query parameter (@date), never interpolated. The table comes from the org's
+// gcp integration metadata (`billing_table`, checked again here) unless the template names one, so a
+// shared template serves every tenant with its own export.
 // BigQuery REST: POST {base}/bigquery/v2/projects/{project}/queries (jobs.query), then
 // GET .../queries/{jobId} (jobs.getQueryResults) while jobComplete is false or a pageToken remains.
-import { gcpAccessToken, parseServiceAccount, type ServiceAccountKey } from '../../integrations/providers/gcp.js'
+import { BILLING_LOCATION, BILLING_TABLE_ID, gcpAccessToken, parseServiceAccount, type ServiceAccountKey } from '../../integrations/providers/gcp.js'
 import { ProviderCallError, type ProviderConfig } from '../../integrations/providers/types.js'
 import type { EgressClient } from '../../http/types.js'
 import type { TableSpec } from '../../datasets/types.js'
-import { asObject, optInt, optString, reqString } from '../shared/config.js'
+import { asObject, optInt, optString } from '../shared/config.js'
 import { runDate } from '../shared/dates.js'
 import { datasetOp } from '../shared/errors.js'
 import { callJson, egressToProcessorError, joinBase, malformed } from '../shared/http.js'
@@ -30,7 +32,8 @@ export const GCP_BILLING_SPEC: TableSpec = {
 }
 
 export interface GcpBillingConfig {
-  billing_table: string
+  /** Absent: the org's gcp integration metadata.billing_table. */
+  billing_table?: string
   query_project?: string
   location?: string
   max_pages: number
@@ -38,19 +41,18 @@ export interface GcpBillingConfig {
 
 const LABEL = 'BigQuery API'
 const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/
-const TABLE_ID = /^([a-z][a-z0-9-]{4,28}[a-z0-9])\.([A-Za-z_][A-Za-z0-9_]{0,127})\.([A-Za-z0-9_]{1,128})$/
-const LOCATION = /^[A-Za-z][A-Za-z0-9-]{1,40}$/
+const LOCATION = BILLING_LOCATION
 const POLL_TIMEOUT_MS = 10_000
 const MAX_POLLS = 60
 
 export function validateGcpBillingConfig(config: unknown): GcpBillingConfig {
   const o = asObject(config, '', ['billing_table', 'query_project', 'location', 'max_pages'])
-  const billing_table = reqString(o, 'billing_table', 'billing_table', { max: 300 })
-  if (!TABLE_ID.test(billing_table)) throw new ProcessorConfigError('billing_table', 'must be project.dataset.table')
+  const billing_table = optString(o, 'billing_table', 'billing_table', { max: 300 })
+  if (billing_table !== undefined && !BILLING_TABLE_ID.test(billing_table)) throw new ProcessorConfigError('billing_table', 'must be project.dataset.table')
   const query_project = optString(o, 'query_project', 'query_project', { max: 30, pattern: PROJECT })
   const location = optString(o, 'location', 'location', { max: 40, pattern: LOCATION })
   return {
-    billing_table,
+    ...(billing_table ? { billing_table } : {}),
     ...(query_project ? { query_project } : {}),
     ...(location ? { location } : {}),
     max_pages: optInt(o, 'max_pages', 'max_pages', 1, 1000, 100),
@@ -59,7 +61,7 @@ export function validateGcpBillingConfig(config: unknown): GcpBillingConfig {
 
 /** The only SQL this processor runs. The table id matched TABLE_ID, so backtick quoting is safe. */
 export function billingQuery(table: string): string {
-  if (!TABLE_ID.test(table)) throw new ProcessorError('INVALID_DATA', 'Invalid billing table')
+  if (!BILLING_TABLE_ID.test(table)) throw new ProcessorError('INVALID_DATA', 'Invalid billing table')
   return [
     'SELECT DATE(usage_start_time) AS usage_date,',
     "IFNULL(service.description, '') AS service,",
@@ -73,6 +75,20 @@ export function billingQuery(table: string): string {
   ].join(' ')
 }
 
+/** The org's own billing export, from its gcp integration metadata (checked at setup and here). */
+function integrationTable(metadata: Record<string, unknown>): string {
+  const t = metadata.billing_table
+  if (typeof t !== 'string' || !BILLING_TABLE_ID.test(t)) {
+    throw new ProcessorError('INTEGRATION_NOT_CONFIGURED', 'The gcp integration has no valid metadata.billing_table (project.dataset.table)')
+  }
+  return t
+}
+
+function integrationLocation(metadata: Record<string, unknown>): string | undefined {
+  const l = metadata.billing_location
+  return typeof l === 'string' && BILLING_LOCATION.test(l) ? l : undefined
+}
+
 export type TokenSource = (sa: ServiceAccountKey, http: EgressClient, signal: AbortSignal, nowMs: number) => Promise<string>
 
 /** The default token source: the integrations module's JWT-bearer exchange. */
@@ -82,7 +98,13 @@ export function serviceAccountTokens(gcpTokenUri: string | null): TokenSource {
   return (sa, http, signal, nowMs) => gcpAccessToken(sa, http, cfg, signal, nowMs)
 }
 
-async function accessToken(ctx: ProcessorContext, tokens: TokenSource): Promise<{ sa: ServiceAccountKey; token: string }> {
+interface GcpAccess {
+  sa: ServiceAccountKey
+  token: string
+  metadata: Record<string, unknown>
+}
+
+async function accessToken(ctx: ProcessorContext, tokens: TokenSource): Promise<GcpAccess> {
   const cred = await ctx.getCredential()
   let sa: ServiceAccountKey
   try {
@@ -91,7 +113,7 @@ async function accessToken(ctx: ProcessorContext, tokens: TokenSource): Promise<
     throw new ProcessorError('CREDENTIAL_UNUSABLE', 'The gcp integration is not a usable service-account key')
   }
   try {
-    return { sa, token: await tokens(sa, ctx.http, ctx.signal, ctx.now()) }
+    return { sa, token: await tokens(sa, ctx.http, ctx.signal, ctx.now()), metadata: cred.metadata ?? {} }
   } catch (err) {
     const code = err instanceof ProviderCallError ? err.code : null
     if (code === 'UNAUTHORIZED') throw new ProcessorError('UNAUTHORIZED', 'GCP token exchange: credential rejected')
@@ -152,18 +174,20 @@ export function createGcpBillingProcessor(opts: { bigqueryBaseUrl: string; token
     validateConfig: validateGcpBillingConfig,
     async run(ctx, config) {
       const date = runDate(ctx)
-      const { sa, token } = await accessToken(ctx, opts.tokens)
+      const { sa, token, metadata } = await accessToken(ctx, opts.tokens)
+      const table = config.billing_table ?? integrationTable(metadata)
+      const location = config.location ?? integrationLocation(metadata)
       const project = config.query_project ?? sa.project_id
       const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
       const jobsBase = joinBase(opts.bigqueryBaseUrl, `/bigquery/v2/projects/${encodeURIComponent(project)}/queries`)
       const request = {
-        query: billingQuery(config.billing_table),
+        query: billingQuery(table),
         useLegacySql: false,
         parameterMode: 'NAMED',
         queryParameters: [{ name: 'date', parameterType: { type: 'DATE' }, parameterValue: { value: date } }],
         timeoutMs: POLL_TIMEOUT_MS,
         maxResults: 1000,
-        ...(config.location ? { location: config.location } : {}),
+        ...(location ? { location } : {}),
       }
       let page = parsePage(await callJson(ctx, jobsBase, { label: LABEL, method: 'POST', headers, body: JSON.stringify(request) }), 6)
       const rows: Record<string, unknown>[] = []
@@ -188,7 +212,7 @@ export function createGcpBillingProcessor(opts: { bigqueryBaseUrl: string; token
         await ctx.dataset.ensureTable(GCP_BILLING_SPEC)
         return ctx.dataset.upsertRows(GCP_BILLING_SPEC.name, rows)
       })
-      return { rows_processed: written, output: { date, pages, billing_table: config.billing_table } }
+      return { rows_processed: written, output: { date, pages, billing_table: table } }
     },
   }
 }
