@@ -20,6 +20,7 @@ import { dataRoutes } from './routers/data.js'
 import { integrationRoutes } from './routers/integrations.js'
 import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
+import { orgSelfServiceRoutes } from './routers/org-self-service.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
@@ -193,6 +194,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   dataRoutes(app, ctx)
   consoleRoutes(app, ctx)
   consoleDataRoutes(app, ctx)
+  orgSelfServiceRoutes(app, ctx)
   for (const mod of opts.routes ?? []) mod(app, ctx)
 
   await app.ready()

@@ -186,6 +186,44 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     responses: { 200: 'What was removed' },
     example: { confirm_org_slug: 'acme' },
   },
+  'GET /api/v1/organizations/:org_slug/audit-logs': {
+    operationId: 'listAuditLogs',
+    summary: "The org's own audit log",
+    description:
+      'What happened to the org, newest first: onboarding, key rotations, credential setup/validation/deletion, triggers, cancels, ' +
+      'price changes, and every decrypt of its credentials (`credential.decrypted`, with the run and step in `details`). ' +
+      'Filter with `action`; keyset-paged (`limit` ≤ 100). Never another org\'s entries.',
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND', 'INVALID_CURSOR'],
+    responses: { 200: 'A page of audit entries' },
+    schemas: { response: 'AuditLogPage' },
+  },
+  'GET /api/v1/organizations/:org_slug/model-prices': {
+    operationId: 'getModelPrices',
+    summary: 'Read the model prices',
+    description: "The org's `model_prices` table used by the OpenAI/Anthropic cost steps, per provider, model and effective date (USD per 1M tokens).",
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The price table' },
+    schemas: { response: 'ModelPrices' },
+  },
+  'PUT /api/v1/organizations/:org_slug/model-prices': {
+    operationId: 'replaceModelPrices',
+    summary: 'Replace the model prices',
+    description:
+      'Replaces the whole table atomically (at most 2000 rows; one row per provider, model and effective_date). ' +
+      'A cost step running meanwhile sees the old table or the new one, never a mix. Audited as `model_prices.replaced`.',
+    tag: 'Organizations',
+    errors: ['ORG_NOT_FOUND', 'VALIDATION_FAILED'],
+    responses: { 200: 'The table as stored' },
+    example: {
+      prices: [
+        { provider: 'openai', model: 'gpt-4o', input_per_1m: 2.5, output_per_1m: 10, cached_input_per_1m: 1.25, effective_date: '2026-01-01' },
+        { provider: 'anthropic', model: 'claude-sonnet-4', input_per_1m: 3, output_per_1m: 15, cached_input_per_1m: 0.3, cache_write_5m_per_1m: 3.75, cache_write_1h_per_1m: 6, effective_date: '2026-01-01' },
+      ],
+    },
+    schemas: { request: 'ModelPricesReplacement', response: 'ModelPrices' },
+  },
   'POST /api/v1/integrations/:org_slug/:provider/setup': {
     operationId: 'setupIntegration',
     summary: 'Store a provider credential',

@@ -49,6 +49,8 @@ export interface DatasetWriter extends DatasetReader {
   ensureTable(spec: TableSpec): Promise<void>
   /** Batched upsert on the natural key (one statement per batch). Returns rows written. */
   upsertRows(table: string, rows: Record<string, unknown>[]): Promise<number>
+  /** Replaces every row of the table with `rows` in one transaction (readers see the old or the new set). */
+  replaceRows(table: string, rows: Record<string, unknown>[]): Promise<number>
   /** Reads rows of one of this org's tables, bounded (limit <= 10000), optionally filtered on the date column. */
   readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]>
   /** Runs a checked read-only SELECT over this org's dataset with bound parameters only. */

@@ -150,11 +150,20 @@ class OrgDataset implements DatasetWriter {
   }
 
   async upsertRows(table: string, rows: Record<string, unknown>[]): Promise<number> {
+    return this.load(table, rows, false)
+  }
+
+  async replaceRows(table: string, rows: Record<string, unknown>[]): Promise<number> {
+    return this.load(table, rows, true)
+  }
+
+  /** Upserts rows in one transaction; with `replace`, the table's previous rows are deleted in it first. */
+  private async load(table: string, rows: Record<string, unknown>[], replace: boolean): Promise<number> {
     this.checkFence()
     const spec = await this.spec(table)
     if (!Array.isArray(rows)) throw new DatasetError('INVALID_VALUE', 'rows must be an array')
     if (rows.length > ROWS_PER_LOAD_MAX) throw new DatasetError('LIMIT_EXCEEDED', 'too many rows in one load')
-    if (rows.length === 0) return 0
+    if (rows.length === 0 && !replace) return 0
     const names = new Set(spec.columns.map((c) => c.name))
     const keyIdx = spec.naturalKey.map((k) => spec.columns.findIndex((c) => c.name === k))
     const encoded: (string | number | null)[][] = []
@@ -174,7 +183,7 @@ class OrgDataset implements DatasetWriter {
       } else encoded[at] = vals
     }
     const perBatch = Math.max(1, Math.min(ROWS_PER_BATCH_MAX, Math.floor(PARAMS_PER_STATEMENT[this.dialect] / spec.columns.length)))
-    const stmts: Stmt[] = []
+    const stmts: Stmt[] = replace ? [{ text: `DELETE FROM ${this.engine.tableRef(spec.name)}`, params: [] }] : []
     for (let i = 0; i < encoded.length; i += perBatch) stmts.push(this.upsertStatement(spec, encoded.slice(i, i + perBatch)))
     await this.engine.transaction(stmts, this.opts.fence)
     const count = await this.engine.all({ text: `SELECT COUNT(*) AS n FROM ${this.engine.tableRef(spec.name)} LIMIT 1`, params: [] })

@@ -5,6 +5,7 @@ import type { Db } from './database.js'
 import { coreMigration } from './migrations/001_core.js'
 import { engineMigration } from './migrations/002_engine.js'
 import { incarnationsMigration } from './migrations/003_incarnations.js'
+import { auditActionMigration } from './migrations/006_audit_action.js'
 import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
 import { runsMigration } from './migrations/007_runs.js'
 import { queryPlansMigration } from './migrations/009_query_plans.js'
@@ -15,6 +16,7 @@ function migrations(db: Db): Record<string, Migration> {
     '001_core': coreMigration(db.dialect),
     '002_engine': engineMigration(db.dialect),
     '003_incarnations': incarnationsMigration(db.dialect),
+    '006_audit_action': auditActionMigration(db.dialect),
     '008_console_sessions': consoleSessionsMigration(db.dialect),
     '007_runs': runsMigration(db.dialect),
     '009_query_plans': queryPlansMigration(db.dialect),

@@ -37,3 +37,48 @@ export async function recordAuditBatch(db: Kysely<Database>, entries: AuditEntry
     )
     .execute()
 }
+
+export interface AuditRow {
+  audit_id: string
+  actor: string
+  action: string
+  resource_type: string
+  resource_id: string | null
+  details: Record<string, unknown>
+  request_id: string | null
+  created_at: number
+}
+
+export interface AuditPageOptions {
+  /** 1..100 */
+  limit: number
+  /** Only entries with this exact action (e.g. 'credential.decrypted'). */
+  action?: string
+  /** Keyset position: entries strictly older than this one. */
+  after?: { created_at: number; audit_id: string } | null
+}
+
+/** One org's audit entries, newest first, keyset-paged. Always scoped by org_slug; LIMIT bounded. */
+export async function listAuditLogs(
+  db: Kysely<Database>,
+  orgSlug: string,
+  opts: AuditPageOptions,
+): Promise<{ entries: AuditRow[]; next: { created_at: number; audit_id: string } | null }> {
+  const limit = Math.max(1, Math.min(100, Math.trunc(opts.limit)))
+  let q = db
+    .selectFrom('org_audit_logs')
+    .select(['audit_id', 'actor', 'action', 'resource_type', 'resource_id', 'details', 'request_id', 'created_at'])
+    .where('org_slug', '=', orgSlug)
+    .orderBy('created_at', 'desc')
+    .orderBy('audit_id', 'desc')
+    .limit(limit + 1)
+  if (opts.action) q = q.where('action', '=', opts.action)
+  const after = opts.after
+  if (after) {
+    q = q.where((eb) => eb.or([eb('created_at', '<', after.created_at), eb.and([eb('created_at', '=', after.created_at), eb('audit_id', '<', after.audit_id)])]))
+  }
+  const rows = await q.execute()
+  const page = rows.slice(0, limit).map((r) => ({ ...r, created_at: Number(r.created_at), details: JSON.parse(r.details) as Record<string, unknown> }))
+  const last = page[page.length - 1]
+  return { entries: page, next: rows.length > limit && last ? { created_at: last.created_at, audit_id: last.audit_id } : null }
+}

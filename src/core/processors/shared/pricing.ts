@@ -123,3 +123,23 @@ export function pickPrice(model: string, prices: readonly ModelPrice[]): ModelPr
 export function usd(tokens: number, perMillion: number): number {
   return Math.round((tokens * perMillion) / 1e6 * 1e9) / 1e9
 }
+
+/** Bound on the rows an org's price table holds when written through the API (and read back). */
+export const MAX_MODEL_PRICES = 2000
+
+const byKey = (a: ModelPrice, b: ModelPrice) =>
+  a.provider.localeCompare(b.provider) || a.model.localeCompare(b.model) || a.effective_date.localeCompare(b.effective_date)
+
+/** The org's whole price table, ordered by provider, model, effective date (at most MAX_MODEL_PRICES rows). */
+export async function readModelPrices(dataset: DatasetWriter): Promise<ModelPrice[]> {
+  await dataset.ensureTable(MODEL_PRICES_SPEC)
+  const rows = (await dataset.readRows(MODEL_PRICES_SPEC.name, { limit: MAX_MODEL_PRICES })) as unknown as ModelPrice[]
+  return rows.sort(byKey)
+}
+
+/** Replaces the org's price table in one transaction: cost steps see the old table or the new one. */
+export async function replaceModelPrices(dataset: DatasetWriter, prices: readonly ModelPrice[]): Promise<number> {
+  if (prices.length > MAX_MODEL_PRICES) throw new Error('too many model prices')
+  await dataset.ensureTable(MODEL_PRICES_SPEC)
+  return dataset.replaceRows(MODEL_PRICES_SPEC.name, prices as unknown as Record<string, unknown>[])
+}
