@@ -120,10 +120,14 @@ export function orgSelfServiceRoutes(app: App, ctx: AppContext): void {
 
   app.put(
     '/api/v1/organizations/:org_slug/model-prices',
-    { config: { auth: 'org_or_admin' }, schema: { params: OrgParams, body: PricesBody, response: { 200: PricesResponse, ...errorResponses } } },
+    {
+      config: { auth: 'org_or_admin' },
+      schema: { params: OrgParams, body: PricesBody, response: { 200: PricesResponse, ...errorResponses } },
+      // A root key naming a missing org gets 404 whatever the body (as on every org route).
+      preValidation: async (req) => requireOrg(ctx, (req.params as { org_slug: string }).org_slug),
+    },
     async (req) => {
       const org = req.params.org_slug
-      await requireOrg(ctx, org)
       const input = req.body.prices.map((p) => ({
         provider: p.provider,
         model: p.model,
