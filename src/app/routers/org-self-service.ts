@@ -9,7 +9,7 @@ import { Cursor, decodeCursor, encodeCursor, errorResponses, iso, limitQuery, Or
 import { listAuditLogs, recordAudit } from '../../core/orgs/audit.js'
 import { MAX_MODEL_PRICES, readModelPrices, replaceModelPrices, type ModelPrice } from '../../core/processors/shared/pricing.js'
 import { isCalendarDate } from '../../core/processors/shared/dates.js'
-import { openDatasetWriter } from '../../core/datasets/index.js'
+import { openDatasetWriter, type DatasetBinding } from '../../core/datasets/index.js'
 
 const AuditQuery = Strict({
   limit: limitQuery(100),
@@ -65,9 +65,11 @@ const PricesResponse = Strict({
 
 const noStore = { 'Cache-Control': 'no-store' }
 
-async function requireOrg(ctx: AppContext, orgSlug: string): Promise<void> {
-  const row = await ctx.db.kysely.selectFrom('org_profiles').select('org_slug').where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
+/** 404 unless the org exists; its current dataset (the root key may name any org). */
+async function requireOrg(ctx: AppContext, orgSlug: string): Promise<DatasetBinding> {
+  const row = await ctx.db.kysely.selectFrom('org_profiles').select(['org_slug', 'dataset_id']).where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
   if (!row) throw new ApiError('ORG_NOT_FOUND')
+  return { orgSlug: row.org_slug, datasetId: row.dataset_id }
 }
 
 /** Calendar dates and one row per (provider, model, effective_date); failing rows are named. */
@@ -84,7 +86,7 @@ function checkPrices(prices: ModelPrice[]): void {
 }
 
 export function orgSelfServiceRoutes(app: App, ctx: AppContext): void {
-  const writer = (org: string) => openDatasetWriter(ctx.db, ctx.config.dataDir, org, { now: () => ctx.clock.now() })
+  const writer = (dataset: DatasetBinding) => openDatasetWriter(ctx.db, ctx.config.dataDir, dataset, { now: () => ctx.clock.now() })
 
   app.get(
     '/api/v1/organizations/:org_slug/audit-logs',
@@ -112,8 +114,7 @@ export function orgSelfServiceRoutes(app: App, ctx: AppContext): void {
     { config: { auth: 'org_or_admin' }, schema: { params: OrgParams, response: { 200: PricesResponse, ...errorResponses } } },
     async (req) => {
       const org = req.params.org_slug
-      await requireOrg(ctx, org)
-      const prices = await readModelPrices(writer(org))
+      const prices = await readModelPrices(writer(await requireOrg(ctx, org)))
       return { org_slug: org, prices, total: prices.length }
     },
   )
@@ -124,7 +125,9 @@ export function orgSelfServiceRoutes(app: App, ctx: AppContext): void {
       config: { auth: 'org_or_admin' },
       schema: { params: OrgParams, body: PricesBody, response: { 200: PricesResponse, ...errorResponses } },
       // A root key naming a missing org gets 404 whatever the body (as on every org route).
-      preValidation: async (req) => requireOrg(ctx, (req.params as { org_slug: string }).org_slug),
+      preValidation: async (req) => {
+        await requireOrg(ctx, (req.params as { org_slug: string }).org_slug)
+      },
     },
     async (req) => {
       const org = req.params.org_slug
@@ -139,7 +142,7 @@ export function orgSelfServiceRoutes(app: App, ctx: AppContext): void {
         effective_date: p.effective_date,
       }))
       checkPrices(input)
-      const dataset = writer(org)
+      const dataset = writer(await requireOrg(ctx, org))
       await replaceModelPrices(dataset, input)
       await recordAudit(
         ctx.db.kysely,
