@@ -10,6 +10,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { buildConsole, consoleIsCurrent } from '../../scripts/build-console.js'
 import { json, startUpstream, type Upstream } from '../integrations/fakes.js'
+import { writeTemplates } from '../engine/fixtures.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 
@@ -20,6 +21,27 @@ export function needsChromium(): string | false {
 
 export const OPENAI_ADMIN_KEY = 'sk-admin-console-test-0123456789abcdef'
 export const ANTHROPIC_KEY = 'sk-ant-api03-console-test-0123456789abcdef'
+
+/** A template with every parameter kind, needing no integration (summarizes the seeded price table). */
+const FORM_TEMPLATE = `
+description: Summarizes the org's price table (a template with every parameter kind).
+parameters:
+  n: { type: integer, min: 1, max: 10, required: true, description: A number from 1 to 10. }
+  mode: { type: enum, values: [full, delta], default: full }
+  label: { type: string, max_length: 5, description: Up to 5 characters. }
+steps:
+  - id: summarize
+    processor: generic.sql_transform
+    config:
+      sql: SELECT provider, COUNT(*) AS models FROM model_prices GROUP BY provider
+      destination:
+        name: price_summary
+        columns:
+          - { name: provider, type: text }
+          - { name: models, type: integer }
+        natural_key: [provider]
+      max_rows: 100
+`
 
 export interface Harness {
   t: TestApp
@@ -67,8 +89,9 @@ export async function startHarness(models: () => string[], gate: () => Promise<v
     res.writeHead(200, { 'content-type': 'text/html' })
     res.end('<!doctype html><title>elsewhere</title>')
   })
+  const templates = writeTemplates({ 'console/local/prices.yml': FORM_TEMPLATE })
   const t = await buildTestApp('sqlite', {
-    env: { OPENAI_BASE_URL: openai.url, ANTHROPIC_BASE_URL: anthropic.url, WORKER_POLL_MS: '50', LOG_LEVEL: 'warn' },
+    env: { OPENAI_BASE_URL: openai.url, ANTHROPIC_BASE_URL: anthropic.url, WORKER_POLL_MS: '50', LOG_LEVEL: 'warn', PIPELINE_CONFIG_DIRS: templates },
   })
   t.ctx.engine!.start({ workers: true, scheduler: false, maintenance: false })
   await t.app.listen({ port: 0, host: '127.0.0.1' })
@@ -103,6 +126,7 @@ export async function startHarness(models: () => string[], gate: () => Promise<v
       await openai.close()
       await anthropic.close()
       await attacker.close()
+      rmSync(templates, { recursive: true, force: true })
     },
   }
 }

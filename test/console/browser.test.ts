@@ -118,6 +118,35 @@ describe('console in a browser', { skip }, () => {
     views.push({ name: 'data', path: '/data', principal: 'a' }, { name: 'table', path: '/data/openai_usage_daily', principal: 'a' })
   })
 
+  test('the trigger form checks parameters like the server before sending anything', async () => {
+    await go('/pipelines/console/local/prices')
+    await heading('Run console/local/prices')
+    const triggers: string[] = []
+    const onRequest = (r: { url(): string; method(): string }) => {
+      if (r.method() === 'POST' && r.url().includes('/pipelines/run/')) triggers.push(r.url())
+    }
+    page.on('request', onRequest)
+    await page.getByRole('button', { name: 'Start run' }).click()
+    await page.getByText('Required').waitFor()
+    await page.locator('#param-n').fill('42')
+    await page.locator('#param-label').fill('toolong')
+    await page.getByRole('button', { name: 'Start run' }).click()
+    await page.getByText('Must be at most 10').waitFor()
+    assert.equal(await page.locator('#param-label').inputValue(), 'toolo', 'the max_length rule is the field maxLength')
+    assert.equal(await page.locator('#param-n').getAttribute('aria-invalid'), 'true')
+    await shot('04b-trigger-form-errors')
+    assert.deepEqual(triggers, [], 'nothing is sent while the form is invalid')
+    await page.locator('#param-n').fill('3')
+    await page.locator('#param-label').fill('ok')
+    await page.locator('#param-mode').selectOption('delta')
+    await page.getByRole('button', { name: 'Start run' }).click()
+    await page.waitForURL(/#\/runs\/run_/)
+    await page.locator('[data-testid="run-status"] .badge', { hasText: 'completed' }).waitFor({ timeout: 90_000 })
+    page.off('request', onRequest)
+    assert.equal(triggers.length, 1)
+    assert.match(await page.locator('.facts').innerText(), /n=3[\s\S]*mode=delta|mode=delta[\s\S]*n=3/)
+  })
+
   test('a failing run shows its error title; an error message with markup renders as text', async () => {
     const setup = await h.t.app.inject({ method: 'POST', url: '/api/v1/integrations/org-a/anthropic/setup', headers: h.t.org(keys.a!), payload: { credential: ANTHROPIC_KEY } })
     assert.equal(setup.statusCode, 200, setup.body)
