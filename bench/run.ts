@@ -142,6 +142,7 @@ async function main(): Promise<void> {
   const bare = await barePostRate()
   goals.push({ name: 'trigger → 202 / bare Fastify POST, embedded', ratio: engine.embeddedAdmissionsPerSec / bare, goal: 0.25 })
   printGoals(goals)
+  await (await import('./timing.js')).runTimingBench() // h-timing: scheduler lateness (issue 8 item 6)
 }
 
 /** A bare Fastify POST route parsing the same JSON body, the baseline for admissions. */

@@ -349,7 +349,7 @@ function readConfig(env: Env, opts: LoadOptions): Config {
       pollMs: int(env, 'WORKER_POLL_MS', 500, 10, 60_000),
       reaperMs: int(env, 'WORKER_REAPER_MS', 5_000, 100, 600_000),
     },
-    scheduler: { enabled: bool(env, 'SCHEDULER_ENABLED', true), tickMs: int(env, 'SCHEDULER_TICK_MS', 15_000, 50, 3_600_000) },
+    scheduler: { enabled: bool(env, 'SCHEDULER_ENABLED', true), tickMs: int(env, 'SCHEDULER_TICK_MS', 1000, 50, 3_600_000) },
     pipelineConfigDirs: (env.PIPELINE_CONFIG_DIRS ?? '').split(':').map((d) => d.trim()).filter(Boolean).map((d) => resolve(d)),
     retentionDays: int(env, 'RUN_RETENTION_DAYS', 90, 1, 3650),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),

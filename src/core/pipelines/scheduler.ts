@@ -6,9 +6,9 @@
 import pg from 'pg'
 import { PeriodicTask } from './periodic.js'
 import { CronExpressionParser } from 'cron-parser'
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
-import type { OrgSchedulesTable } from '../db/schema.js'
+import type { Database, OrgSchedulesTable } from '../db/schema.js'
 import type { Clock } from '../clock.js'
 import { newId } from '../ids.js'
 import { admitInTransaction, type AdmitResult } from '../../app/dependencies/quota.js'
@@ -166,10 +166,25 @@ export async function deleteSchedule(db: Db, orgSlug: string, scheduleId: string
 
 export interface SchedulerOptions {
   tickMs: number
+  /** Due schedules read per query; a tick keeps reading until none is due (up to maxBatchesPerTick). */
   batchSize?: number
+  maxBatchesPerTick?: number
+  /** Fires committed per transaction (one org's schedules never span two concurrent transactions). */
+  firesPerTransaction?: number
+  /** PostgreSQL: transactions in flight at once (SQLite has one writer: always 1). */
+  concurrency?: number
   maxAttempts?: number
   /** Called after a run is admitted (the engine wakes its workers). */
   onAdmitted?: () => void
+}
+
+/** What a schedule fires with, computed outside the transaction. */
+interface Prepared {
+  next: number | null
+  template: ReturnType<TemplateCatalog['getById']>
+  problem: string | null
+  refusal: string | null
+  parameters: Record<string, string | number>
 }
 
 type FireResult = 'admitted' | 'deduplicated' | 'refused' | 'error' | 'skipped'
@@ -238,88 +253,188 @@ export class Scheduler {
     if (c) await c.end().catch(() => undefined)
   }
 
-  /** One pass: fires every due schedule (bounded batch). Returns what happened per schedule. */
+  /**
+   * One pass: fires every due schedule, oldest first. Due schedules are read in batches until none is
+   * left; each batch is split into chunks of whole orgs, each chunk one transaction (PostgreSQL runs
+   * several at once: disjoint orgs, so they never wait on each other's slot locks). A chunk that fails
+   * is retried one schedule per transaction, so one bad schedule cannot hold back the others.
+   */
   async tick(): Promise<Record<string, FireResult>> {
     const out: Record<string, FireResult> = {}
     if (!(await this.ensureLeadership())) return out
-    const now = this.clock.now()
-    const due = await this.db.kysely
-      .selectFrom('org_schedules')
-      .selectAll()
-      .where('is_active', '=', 1)
-      .where('next_run_at', '<=', now)
-      .orderBy('next_run_at')
-      .limit(this.opts.batchSize ?? 100)
-      .execute()
-    for (const s of due) {
-      try {
-        out[s.schedule_id] = await this.fire(s, now)
-      } catch (err) {
-        out[s.schedule_id] = 'error'
-        this.logger.error({ schedule_id: s.schedule_id, org: s.org_slug, err_name: (err as Error)?.name }, 'schedule fire failed')
-      }
-      if (out[s.schedule_id] !== 'skipped') this.metrics?.schedulerFires.inc({ result: out[s.schedule_id]! })
+    const batchSize = this.opts.batchSize ?? 500
+    const tried = new Set<string>()
+    for (let b = 0; b < (this.opts.maxBatchesPerTick ?? 100); b++) {
+      const now = this.clock.now()
+      const due = (
+        await this.db.kysely
+          .selectFrom('org_schedules')
+          .selectAll()
+          .where('is_active', '=', 1)
+          .where('next_run_at', '<=', now)
+          .orderBy('next_run_at')
+          .limit(batchSize)
+          .execute()
+      ).filter((r) => !tried.has(r.schedule_id))
+      if (due.length === 0) break
+      for (const r of due) tried.add(r.schedule_id)
+      await this.fireBatch(due, now, out)
+      if (due.length < batchSize) break
     }
     return out
   }
 
-  private async fire(s: ScheduleRow, now: number): Promise<FireResult> {
-    let next: number | null
-    try {
-      next = nextCronTime(s.cron, s.timezone, now)
-    } catch {
-      next = null // the expression or zone stopped being valid: deactivate rather than spin
+  private async fireBatch(due: ScheduleRow[], now: number, out: Record<string, FireResult>): Promise<void> {
+    const ready = new Map<string, Promise<boolean>>() // integration checks, once per org and provider per batch
+    const nextTimes = new Map<string, number | null>() // many schedules share an expression: compute it once per batch
+    const prepared = new Map<string, Prepared>()
+    for (const s of due) {
+      try {
+        prepared.set(s.schedule_id, await this.prepare(s, now, ready, nextTimes))
+      } catch (err) {
+        // e.g. the integration check could not read the database: left due, tried again next tick.
+        out[s.schedule_id] = 'error'
+        this.metrics?.schedulerFires.inc({ result: 'error' })
+        this.logger.error({ schedule_id: s.schedule_id, org: s.org_slug, err_name: (err as Error)?.name }, 'schedule fire failed')
+      }
+    }
+    const chunks = chunkByOrg(due.filter((s) => prepared.has(s.schedule_id)), this.opts.firesPerTransaction ?? 100)
+    const width = this.db.dialect === 'postgres' ? Math.max(1, this.opts.concurrency ?? 8) : 1
+    let admitted = false
+    const runChunk = async (chunk: ScheduleRow[]) => {
+      let results: FireResult[]
+      try {
+        results = await this.db.kysely.transaction().execute(async (trx) => {
+          const r: FireResult[] = []
+          for (const s of chunk) r.push(await this.fireIn(trx, s, prepared.get(s.schedule_id)!, now))
+          return r
+        })
+      } catch {
+        results = []
+        for (const s of chunk) {
+          try {
+            results.push(await this.db.kysely.transaction().execute((trx) => this.fireIn(trx, s, prepared.get(s.schedule_id)!, now)))
+          } catch (err) {
+            results.push('error')
+            this.logger.error({ schedule_id: s.schedule_id, org: s.org_slug, err_name: (err as Error)?.name }, 'schedule fire failed')
+          }
+        }
+      }
+      chunk.forEach((s, i) => {
+        const result = results[i]!
+        out[s.schedule_id] = result
+        if (result !== 'skipped') this.metrics?.schedulerFires.inc({ result })
+        if (result === 'admitted' || result === 'deduplicated' || result === 'refused') this.metrics?.admissions.inc({ result })
+        if (result === 'admitted') admitted = true
+      })
+    }
+    let next = 0
+    await Promise.all(
+      Array.from({ length: Math.min(width, chunks.length) }, async () => {
+        while (next < chunks.length) await runChunk(chunks[next++]!)
+      }),
+    )
+    if (admitted) this.opts.onAdmitted?.()
+  }
+
+  private async prepare(s: ScheduleRow, now: number, ready: Map<string, Promise<boolean>>, nextTimes: Map<string, number | null>): Promise<Prepared> {
+    const cronKey = `${s.cron}\n${s.timezone}`
+    let next = nextTimes.get(cronKey)
+    if (next === undefined) {
+      try {
+        next = nextCronTime(s.cron, s.timezone, now)
+      } catch {
+        next = null // the expression or zone stopped being valid: deactivate rather than spin
+      }
+      nextTimes.set(cronKey, next)
     }
     const template = this.catalog.getById(s.pipeline_id)
     let problem: string | null = next === null ? 'INVALID_CRON' : template ? null : 'TEMPLATE_NOT_FOUND'
     let parameters: Record<string, string | number> = {}
     if (!problem && template) {
-      const checked = this.catalog.validateParameters(template, JSON.parse(s.parameters), now)
-      if (checked.ok) parameters = checked.parameters
+      let raw: unknown = null
+      try {
+        raw = JSON.parse(s.parameters)
+      } catch {
+        raw = null
+      }
+      const checked = raw && typeof raw === 'object' ? this.catalog.validateParameters(template, raw as Record<string, unknown>, now) : null
+      if (checked?.ok) parameters = checked.parameters
       else problem = 'INVALID_PARAMETERS'
     }
     let refusal: string | null = null
-    if (!problem && template?.integration && this.deps.integrationReady) {
-      if (!(await this.deps.integrationReady(s.org_slug, template.integration))) refusal = 'INTEGRATION_NOT_CONFIGURED'
-    }
-
-    const result = await this.db.kysely.transaction().execute(async (trx) => {
-      const claimed = await trx
-        .updateTable('org_schedules')
-        .set({ next_run_at: next ?? s.next_run_at, is_active: next === null ? 0 : 1, last_run_at: now, updated_at: now })
-        .where('schedule_id', '=', s.schedule_id)
-        .where('next_run_at', '=', s.next_run_at)
-        .where('is_active', '=', 1)
-        .returning('schedule_id')
-        .executeTakeFirst()
-      if (!claimed) return 'skipped' as const
-      let admitted: AdmitResult | null = null
-      if (!problem && !refusal && template) {
-        admitted = await admitInTransaction(trx, this.db.dialect, {
-          org_slug: s.org_slug,
-          pipeline_id: template.id,
-          parameters,
-          dedup_key: computeDedupKey(template.id, parameters),
-          trigger_type: 'schedule',
-          triggered_by: `schedule:${s.schedule_id}`,
-          schedule_id: s.schedule_id,
-          max_attempts: this.opts.maxAttempts ?? 2,
-          now,
-        })
+    const integrationReady = this.deps.integrationReady
+    if (!problem && template?.integration && integrationReady) {
+      const key = `${s.org_slug}\n${template.integration}`
+      let check = ready.get(key)
+      if (!check) {
+        check = integrationReady(s.org_slug, template.integration)
+        ready.set(key, check)
       }
-      const status = problem ? 'ERROR' : refusal ? 'REFUSED' : admitted!.kind === 'refused' ? 'REFUSED' : admitted!.kind === 'admitted' ? 'ADMITTED' : 'DEDUPLICATED'
-      const code = problem ?? refusal ?? (admitted?.kind === 'refused' ? admitted.code : null)
-      await trx
-        .updateTable('org_schedules')
-        .set({ last_status: status, last_error_code: code, last_run_id: admitted && admitted.kind !== 'refused' ? admitted.run.run_id : null })
-        .where('schedule_id', '=', s.schedule_id)
-        .execute()
-      if (problem) return 'error' as const
-      if (refusal || !admitted) return 'refused' as const
-      return admitted.kind
-    })
-    if (result === 'admitted' || result === 'deduplicated' || result === 'refused') this.metrics?.admissions.inc({ result })
-    if (result === 'admitted') this.opts.onAdmitted?.()
-    return result
+      if (!(await check)) refusal = 'INTEGRATION_NOT_CONFIGURED'
+    }
+    return { next, template, problem, refusal, parameters }
   }
+
+  /** Advances the schedule (compare-and-set on next_run_at) and admits its run, in the caller's transaction. */
+  private async fireIn(trx: Transaction<Database>, s: ScheduleRow, p: Prepared, now: number): Promise<FireResult> {
+    const { next, template, problem, refusal, parameters } = p
+    const claimed = await trx
+      .updateTable('org_schedules')
+      .set({ next_run_at: next ?? s.next_run_at, is_active: next === null ? 0 : 1, last_run_at: now, updated_at: now })
+      .where('schedule_id', '=', s.schedule_id)
+      .where('next_run_at', '=', s.next_run_at)
+      .where('is_active', '=', 1)
+      .returning('schedule_id')
+      .executeTakeFirst()
+    if (!claimed) return 'skipped'
+    let admitted: AdmitResult | null = null
+    if (!problem && !refusal && template) {
+      admitted = await admitInTransaction(trx, this.db.dialect, {
+        org_slug: s.org_slug,
+        pipeline_id: template.id,
+        parameters,
+        dedup_key: computeDedupKey(template.id, parameters),
+        trigger_type: 'schedule',
+        triggered_by: `schedule:${s.schedule_id}`,
+        schedule_id: s.schedule_id,
+        max_attempts: this.opts.maxAttempts ?? 2,
+        now,
+      })
+    }
+    const status = problem ? 'ERROR' : refusal ? 'REFUSED' : admitted!.kind === 'refused' ? 'REFUSED' : admitted!.kind === 'admitted' ? 'ADMITTED' : 'DEDUPLICATED'
+    const code = problem ?? refusal ?? (admitted?.kind === 'refused' ? admitted.code : null)
+    await trx
+      .updateTable('org_schedules')
+      .set({ last_status: status, last_error_code: code, last_run_id: admitted && admitted.kind !== 'refused' ? admitted.run.run_id : null })
+      .where('schedule_id', '=', s.schedule_id)
+      .execute()
+    if (problem) return 'error'
+    if (refusal || !admitted) return 'refused'
+    return admitted.kind
+  }
+}
+
+/** Splits a batch into chunks of at most `size` fires; an org's schedules stay in one chunk (orgs are disjoint across chunks). */
+export function chunkByOrg(due: ScheduleRow[], size: number): ScheduleRow[][] {
+  const byOrg = new Map<string, ScheduleRow[]>()
+  for (const s of due) {
+    const list = byOrg.get(s.org_slug)
+    if (list) list.push(s)
+    else byOrg.set(s.org_slug, [s])
+  }
+  const chunks: ScheduleRow[][] = []
+  let current: ScheduleRow[] = []
+  // Orgs in the order of their oldest due schedule (the batch is sorted by next_run_at). Chunks share no
+  // org, so concurrent chunks never wait on each other's slot locks.
+  for (const org of byOrg.keys()) {
+    const list = byOrg.get(org)!
+    if (current.length > 0 && current.length + list.length > size) {
+      chunks.push(current)
+      current = []
+    }
+    current.push(...list)
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
 }
