@@ -48,6 +48,31 @@ export interface Config {
   plansFile: string | null
   /** h-timing: shared rate-limit store timeouts and what limits do while it fails. */
   rateLimitStore: { fallback: 'memory' | 'deny'; redisConnectTimeoutMs: number; redisCommandTimeoutMs: number }
+  // ---- HTTP transport (issue 8 item 12, h-errors) ----
+  http: HttpTransportConfig
+}
+
+export interface HttpTransportConfig {
+  /** Whole request (headers + body) must arrive within this, else 408 (Node `requestTimeout`). */
+  requestTimeoutMs: number
+  /** Headers must arrive within this, else 408 (Node `headersTimeout`); at most requestTimeoutMs. */
+  headersTimeoutMs: number
+  /** Open connections for the process; more get 503 TOO_MANY_CONNECTIONS. */
+  maxConnections: number
+  /** Open connections from one peer address; more get 503 TOO_MANY_CONNECTIONS. */
+  maxConnectionsPerIp: number
+}
+
+function loadHttpTransportConfig(env: Env): HttpTransportConfig {
+  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 60_000, 1_000, 600_000)
+  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', Math.min(30_000, requestTimeoutMs), 1_000, 600_000)
+  if (headersTimeoutMs > requestTimeoutMs) report(new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS'))
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    maxConnections: int(env, 'HTTP_MAX_CONNECTIONS', 4096, 1, 1_000_000),
+    maxConnectionsPerIp: int(env, 'HTTP_MAX_CONNECTIONS_PER_IP', 256, 1, 1_000_000),
+  }
 }
 
 export interface ConsoleConfig {
@@ -365,5 +390,6 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     },
     plansFile: env.PLANS_FILE ? resolve(env.PLANS_FILE) : null,
     rateLimitStore: rateLimitStore(env),
+    http: loadHttpTransportConfig(env),
   }
 }

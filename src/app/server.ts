@@ -11,6 +11,7 @@ import Type from 'typebox'
 import type { AppContext } from './context.js'
 import { ApiError, problem, type ErrorCode, type FieldError } from './errors.js'
 import { validationFieldErrors } from './validation-errors.js'
+import { capConnections, makeClientErrorHandler } from './client-errors.js'
 import { createAccessLog } from '../core/observability/logger.js'
 import { runGuard, type GuardKind } from './dependencies/auth.js'
 import { healthRoutes } from './routers/health.js'
@@ -86,11 +87,46 @@ function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ProblemSourc
   return reply.code(body.status).type('application/problem+json').send(body)
 }
 
+/** Node's limit on the request line plus headers (its default, stated): more is a 431. */
+const MAX_HEADER_BYTES = 16 * 1024
+
+/** Framework errors raised before routing (FST_ERR_BAD_URL, FST_ERR_MAX_PARAM_LENGTH) → catalogue, after the public-route limits. */
+async function answerFrameworkError(ctx: AppContext, err: FastifyError, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('X-Request-ID', String(req.id))
+  try {
+    if (ctx.rateLimits.enabled) {
+      await ctx.rateLimits.checkGlobal()
+      ctx.rateLimits.assertNotBlocked(req.ip)
+    }
+    await ctx.rateLimits.checkIp(req.ip, reply)
+  } catch (limitErr) {
+    if (limitErr instanceof ApiError) {
+      sendProblem(reply, req, limitErr)
+      return
+    }
+    req.log.error({ err: limitErr, request_id: req.id }, 'rate limit check failed')
+    sendProblem(reply, req, { code: 'INTERNAL_ERROR' })
+    return
+  }
+  const code: ErrorCode = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'URI_TOO_LONG' : err.code === 'FST_ERR_BAD_URL' ? 'INVALID_URL' : 'INTERNAL_ERROR'
+  if (code === 'INTERNAL_ERROR') req.log.error({ err_code: err.code, request_id: req.id }, 'unexpected framework error')
+  sendProblem(reply, req, { code })
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
+  const transport = ctx.config.http
   const app = Fastify({
     loggerInstance: ctx.logger,
     bodyLimit: 1024 * 1024,
-    requestTimeout: 60_000,
+    requestTimeout: transport.requestTimeoutMs,
+    // Node checks request/header deadlines on this interval (default 30 s): keep it a fraction of the shortest.
+    http: { maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(transport.headersTimeoutMs / 4))) },
+    // Node's parser errors (431, 408, malformed HTTP) are answered from the catalogue on the raw socket.
+    clientErrorHandler: makeClientErrorHandler(ctx.logger),
+    // Bad percent-encoding and over-long path parameters: catalogue problems, still rate limited.
+    frameworkErrors: (err, req, reply) => {
+      void answerFrameworkError(ctx, err, req, reply)
+    },
     connectionTimeout: 60_000,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
@@ -105,7 +141,10 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     routerOptions: { maxParamLength: 200 },
   }).withTypeProvider<TypeBoxTypeProvider>()
   // Fastify has no option for it: bound the time a client may take to send its headers (slowloris).
-  app.server.headersTimeout = 30_000
+  app.server.headersTimeout = transport.headersTimeoutMs
+  capConnections(app.server, { total: transport.maxConnections, perIp: transport.maxConnectionsPerIp }, (reason) =>
+    ctx.logger.warn({ reason }, 'connection refused: over the connection cap'),
+  )
 
   const bodyAjv = makeAjv(false)
   const paramAjv = makeAjv(true)
