@@ -98,15 +98,15 @@ async function schedulerCase(databaseUrl: string | null, label: string) {
   let allFiredAt = NaN
   const deadline = Date.now() + 300_000
   while (Date.now() < deadline) {
-    const left = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_schedules WHERE last_run_at IS NULL`.execute(db.kysely)
+    const left = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_schedules WHERE last_run_at IS NULL AND schedule_id LIKE ${`sch_b${stamp}_%`}`.execute(db.kysely)
     if (Number(left.rows[0]!.n) === 0) {
       allFiredAt = Date.now()
       break
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  const fired = await db.kysely.selectFrom('org_schedules').select('last_run_at').where('last_run_at', 'is not', null).limit(20_000).execute()
-  const runs = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_pipeline_runs WHERE trigger_type = 'schedule'`.execute(db.kysely)
+  const fired = await db.kysely.selectFrom('org_schedules').select('last_run_at').where('org_slug', 'in', orgs).where('last_run_at', 'is not', null).limit(20_000).execute()
+  const runs = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_pipeline_runs WHERE trigger_type = 'schedule' AND org_slug LIKE ${`bs-${stamp}-%`}`.execute(db.kysely)
   const lateness = fired.map((f) => Number(f.last_run_at) - due).sort((a, b) => a - b)
   await runtime.ctx.engine!.stop(0)
   await runtime.close()
