@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadConfig } from '../../src/app/config.js'
+import { documentedVariables } from './files.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const NAME = '[A-Z][A-Z0-9_]*'
@@ -30,17 +31,6 @@ function sourceFiles(dir: string): string[] {
     if (statSync(p).isDirectory()) return sourceFiles(p)
     return /\.(ts|js|mjs|cjs)$/.test(name) ? [p] : []
   })
-}
-
-/** Every variable name in the first column of the reference table. */
-export function documentedVariables(markdown: string): Set<string> {
-  const names = new Set<string>()
-  for (const line of markdown.split('\n')) {
-    if (!line.startsWith('| `')) continue
-    const first = line.split('|')[1]!
-    for (const m of first.matchAll(new RegExp(`\`(${NAME})\``, 'g'))) names.add(m[1]!)
-  }
-  return names
 }
 
 function readsFromSource(): Map<string, string> {
