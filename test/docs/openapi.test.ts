@@ -146,6 +146,9 @@ describe('OpenAPI document', () => {
       const res = await t.app.inject({ url: new URL(a, 'http://x/docs/').pathname })
       assert.equal(res.statusCode, 200, a)
     }
+    const csp = String(page.headers['content-security-policy'])
+    assert.match(csp, /default-src 'self'/)
+    assert.ok(!/https?:|upgrade-insecure-requests/.test(csp), csp)
     const init = await t.app.inject({ url: '/docs/static/swagger-initializer.js' })
     assert.match(init.body, /validatorUrl: null/)
     assert.equal((await t.app.inject({ url: '/docs/json' })).json().openapi, '3.1.0')

@@ -13,6 +13,10 @@ export const DOCS_SCOPE = 'tenantflowDocsScope'
 
 export const API_VERSION = '0.1.0'
 
+const DOCS_CSP =
+  "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; form-action 'self'; frame-ancestors 'none'; " +
+  "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self'"
+
 /** Must run before any route is registered: @fastify/swagger collects routes as they are added. */
 export async function registerApiDocs(app: App): Promise<void> {
   await app.register(swagger, {
@@ -42,7 +46,8 @@ export async function registerApiDocs(app: App): Promise<void> {
     scope.get('/docs/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger())
     await scope.register(swaggerUi, {
       routePrefix: '/docs',
-      staticCSP: true,
+      // Everything from this origin; no upgrade-insecure-requests (the UI must work on plain-http dev servers).
+      staticCSP: DOCS_CSP,
       uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false },
       theme: { title: 'tenantflow API' },
     })
