@@ -3,6 +3,7 @@
 import v8 from 'node:v8'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { heartbeatFor, LEASE_HEARTBEATS } from '../core/pipelines/lease.js'
 
@@ -50,6 +51,15 @@ export interface Config {
   rateLimitStore: { fallback: 'memory' | 'deny'; redisConnectTimeoutMs: number; redisCommandTimeoutMs: number }
   // ---- HTTP transport (issue 8 item 12, h-errors) ----
   http: HttpTransportConfig
+  // ---- op-runtime: proxy, metrics scraping, worker HTTP port, key rotation, credentials ----
+  /** Fastify `trustProxy`: false, a hop count, or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | number | string[]
+  /** Bearer token that may read /metrics (besides the root key); null = root key only. */
+  metricsToken: string | null
+  /** `tenantflow worker` serves health and metrics on this port; null = no HTTP listener. */
+  workerHttpPort: number | null
+  /** Default grace for the old key after `api-key/rotate` without `grace_seconds`. */
+  rotationGraceSeconds: number
 }
 
 export interface HttpTransportConfig {
@@ -259,12 +269,15 @@ function readConfig(env: Env, opts: LoadOptions): Config {
   const rateLimitEnabled = bool(env, 'RATE_LIMIT_ENABLED', true)
   if (production && !rateLimitEnabled) report(new ConfigError('RATE_LIMIT_ENABLED', 'must be true in production'))
 
+  // Processes sharing one database must share one key set: no per-DATA_DIR generated secrets (op-runtime).
+  const sharedDatabase = Boolean(env.DATABASE_URL)
   let rootApiKey = env.CA_ROOT_API_KEY ?? ''
   let rootKeyGenerated = false
   if (!rootApiKey) {
     // Only development generates secrets; a staging deploy that forgot one must not get a fresh one.
     if (production) report(new ConfigError('CA_ROOT_API_KEY', 'must be set in production'))
     else if (!opts.persistDevSecrets || environment !== 'development') report(new ConfigError('CA_ROOT_API_KEY', 'must be set'))
+    else if (sharedDatabase) report(new ConfigError('CA_ROOT_API_KEY', SHARED_KEY_REASON))
     else {
       const s = devSecret(dataDir, 'root-key', () => 'tfroot_' + randomBytes(32).toString('base64url'))
       rootApiKey = s.value
@@ -282,6 +295,7 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     if (!raw) {
       if (production) report(new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set explicitly in production'))
       else if (!opts.persistDevSecrets || environment !== 'development') report(new ConfigError('KMS_LOCAL_MASTER_KEY', 'must be set'))
+      else if (sharedDatabase) report(new ConfigError('KMS_LOCAL_MASTER_KEY', SHARED_KEY_REASON))
       else raw = devSecret(dataDir, 'kms-master-key', () => randomBytes(32).toString('base64')).value
     }
     if (raw) {
@@ -391,5 +405,65 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     plansFile: env.PLANS_FILE ? resolve(env.PLANS_FILE) : null,
     rateLimitStore: rateLimitStore(env),
     http: loadHttpTransportConfig(env),
+    ...opsConfig(env),
+  }
+}
+
+// ---- op-runtime block ----
+
+const SHARED_KEY_REASON = 'must be set explicitly when DATABASE_URL is set: every process on one database needs the same key'
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** TRUST_PROXY: off (default) | a hop count | comma-separated proxy IPs/CIDRs (or loopback, linklocal, uniquelocal). */
+function trustProxy(env: Env): boolean | number | string[] {
+  const raw = (env.TRUST_PROXY ?? '').trim().toLowerCase()
+  if (raw === '' || ['0', 'false', 'off', 'no'].includes(raw)) return false
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw)
+    if (hops > 32) throw new ConfigError('TRUST_PROXY', 'hop count must be at most 32')
+    return hops
+  }
+  if (['true', 'on', 'yes', 'all'].includes(raw)) {
+    throw new ConfigError('TRUST_PROXY', 'must be a hop count or the proxy addresses: trusting every sender lets any client forge its address')
+  }
+  const entries = raw.split(',').map((e) => e.trim()).filter(Boolean)
+  for (const entry of entries) {
+    if (PROXY_NAMES.has(entry)) continue
+    const [addr = '', prefix, ...rest] = entry.split('/')
+    const family = isIP(addr)
+    const bits = family === 4 ? 32 : 128
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)
+    if (!family || !prefixOk || rest.length > 0) throw new ConfigError('TRUST_PROXY', 'must list IP addresses or CIDRs separated by commas')
+  }
+  if (entries.length === 0 || entries.length > 64) throw new ConfigError('TRUST_PROXY', 'must list between 1 and 64 addresses')
+  return entries
+}
+
+/** Runs a parser that throws ConfigError; the problem is reported with the others and the fallback used. */
+function reported<T>(parse: () => T, fallback: T): T {
+  try {
+    return parse()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    report(err)
+    return fallback
+  }
+}
+
+function opsConfig(env: Env): Pick<Config, 'trustProxy' | 'metricsToken' | 'workerHttpPort' | 'rotationGraceSeconds'> {
+  const metricsToken = env.METRICS_TOKEN || null
+  if (metricsToken !== null && (metricsToken.length < 32 || metricsToken.length > 512 || !/^[\x21-\x7e]+$/.test(metricsToken))) {
+    report(new ConfigError('METRICS_TOKEN', 'must be 32 to 512 printable characters without spaces'))
+  } else if (metricsToken !== null && metricsToken === env.CA_ROOT_API_KEY) {
+    report(new ConfigError('METRICS_TOKEN', 'must differ from CA_ROOT_API_KEY'))
+  }
+  const rawPort = env.WORKER_HTTP_PORT
+  const workerHttpPort = rawPort === undefined || rawPort === '' ? null : int(env, 'WORKER_HTTP_PORT', 0, 0, 65535)
+  return {
+    trustProxy: reported(() => trustProxy(env), false),
+    metricsToken,
+    workerHttpPort,
+    rotationGraceSeconds: int(env, 'API_KEY_ROTATION_GRACE_SECONDS', 3600, 0, 30 * 86400),
   }
 }

@@ -113,6 +113,16 @@ async function answerFrameworkError(ctx: AppContext, err: FastifyError, req: Fas
   sendProblem(reply, req, { code })
 }
 
+/**
+ * TRUST_PROXY for Fastify. A hop count trusts the N nearest senders whatever their address (Fastify
+ * itself ignores a bare number), so it is only safe when the port is reachable through the proxy alone.
+ */
+function trustProxyOption(tp: boolean | number | string[]): boolean | string[] | ((addr: string, hop: number) => boolean) {
+  if (typeof tp !== 'number') return tp
+  if (tp === 0) return false
+  return (_addr, hop) => hop < tp
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
   const transport = ctx.config.http
   const app = Fastify({
@@ -139,6 +149,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
     },
     routerOptions: { maxParamLength: 200 },
+    // req.ip is the client address the trusted proxy reports (TRUST_PROXY); per-IP limits key on it.
+    trustProxy: trustProxyOption(ctx.config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>()
   // Fastify has no option for it: bound the time a client may take to send its headers (slowloris).
   app.server.headersTimeout = transport.headersTimeoutMs

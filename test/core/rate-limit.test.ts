@@ -40,9 +40,13 @@ for (const backend of backendNames()) {
           codes.push(res.statusCode)
         }
         assert.deepEqual(codes, [401, 401, 401, 429, 429])
-        const blocked = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: t.root })
-        assert.equal(blocked.statusCode, 429, 'the IP stays blocked even with the right key')
+        const blocked = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: { 'x-ca-root-key': 'wrong-root-key-attempt-again-xxxxxxxxxxxxxxxxxx' } })
+        assert.equal(blocked.statusCode, 429, 'the IP stays blocked for failing attempts')
         assert.equal(blocked.json().code, 'AUTH_RATE_LIMITED')
+        const missing = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations' })
+        assert.equal(missing.json().code, 'AUTH_RATE_LIMITED', 'a missing key from a blocked address is refused too')
+        const valid = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: t.root })
+        assert.equal(valid.statusCode, 200, 'a valid key is never refused because of failures, even from the same address')
         const other = await t.app.inject({ method: 'GET', url: '/api/v1/admin/organizations', headers: t.root, remoteAddress: '10.9.8.7' })
         assert.equal(other.statusCode, 200, 'another client is not blocked')
       } finally {

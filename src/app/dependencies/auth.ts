@@ -275,7 +275,12 @@ export interface GuardDeps {
 
 type AuthFailure = 'INVALID_API_KEY' | 'INVALID_ROOT_KEY' | 'SESSION_EXPIRED'
 
+/**
+ * A key that failed verification: a client address already blocked gets 429, otherwise the failure is
+ * counted (and may block it). A valid key never reaches here, so it is never refused for failures.
+ */
 async function failAuth(deps: GuardDeps, req: FastifyRequest, code: AuthFailure, headers?: Record<string, string>): Promise<never> {
+  deps.rateLimits.assertNotBlocked(req.ip)
   await deps.rateLimits.recordFailedAuth(req.ip)
   throw new ApiError(code, headers ? { headers } : {})
 }
@@ -304,6 +309,12 @@ function checkOrgPath(req: FastifyRequest, identity: OrgIdentity): OrgIdentity {
   return identity
 }
 
+/** A missing key from a blocked client address is refused like a failed one (it is not counted). */
+function missingKey(deps: GuardDeps, req: FastifyRequest, code: 'MISSING_API_KEY' | 'MISSING_ROOT_KEY'): never {
+  deps.rateLimits.assertNotBlocked(req.ip)
+  throw new ApiError(code)
+}
+
 /** verify_admin_key: the root key from the environment, compared in constant time (or an admin console session). */
 export async function verifyAdminKey(deps: GuardDeps, req: FastifyRequest): Promise<AuthContext> {
   const root = header(req, 'x-ca-root-key')
@@ -312,7 +323,7 @@ export async function verifyAdminKey(deps: GuardDeps, req: FastifyRequest): Prom
     const session = await sessionPrincipal(deps, req)
     if (session?.kind === 'admin') return session
     if (session) throw new ApiError('ADMIN_REQUIRED')
-    throw new ApiError('MISSING_ROOT_KEY')
+    missingKey(deps, req, 'MISSING_ROOT_KEY')
   }
   if (root.length > 512 || !deps.auth.isRootKey(root)) return failAuth(deps, req, 'INVALID_ROOT_KEY')
   return { kind: 'admin' }
@@ -325,7 +336,7 @@ export async function getCurrentOrg(deps: GuardDeps, req: FastifyRequest): Promi
     // The root key on an org-only route is refused as before; an admin session the same way.
     const session = header(req, 'x-ca-root-key') === undefined ? await sessionPrincipal(deps, req) : null
     if (session?.kind === 'org') return checkOrgPath(req, session)
-    throw new ApiError('MISSING_API_KEY')
+    missingKey(deps, req, 'MISSING_API_KEY')
   }
   const identity = key.length <= 128 ? await deps.auth.verifyOrgKey(key) : null
   if (!identity) return failAuth(deps, req, 'INVALID_API_KEY')
@@ -337,7 +348,7 @@ export async function getOrgOrAdminAuth(deps: GuardDeps, req: FastifyRequest): P
   if (header(req, 'x-ca-root-key') !== undefined) return verifyAdminKey(deps, req)
   if (header(req, 'x-api-key') !== undefined) return getCurrentOrg(deps, req)
   const session = await sessionPrincipal(deps, req)
-  if (!session) throw new ApiError('MISSING_API_KEY')
+  if (!session) missingKey(deps, req, 'MISSING_API_KEY')
   return session.kind === 'org' ? checkOrgPath(req, session) : session
 }
 
@@ -346,10 +357,8 @@ export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: Fast
   const guard = req.routeOptions.config.auth ?? 'public'
   req.auth = null
   req.consoleSession = null
-  if (deps.rateLimits.enabled) {
-    await deps.rateLimits.checkGlobal()
-    deps.rateLimits.assertNotBlocked(req.ip)
-  }
+  // The failed-auth block is checked only on failing attempts (failAuth/missingKey), never here.
+  if (deps.rateLimits.enabled) await deps.rateLimits.checkGlobal()
   if (guard === 'public') {
     await deps.rateLimits.checkIp(req.ip, reply)
     return
