@@ -64,6 +64,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   // Configuration secrets are scrubbed from every log line by value for the life of the process.
   pinSecret(config.rootApiKey)
   pinSecret(config.webhookSigningSecret)
+  pinSecret(config.metricsToken)
   const clock = opts.clock ?? systemClock
   const logger = opts.logger ?? createLogger(config.logLevel, opts.logDestination)
   const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
@@ -81,7 +82,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     if (kms.close) closers.push(() => kms.close!())
     const bus = await createBus(db, logger)
     closers.push(() => bus.close())
-    const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth)
+    const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth, config.metricsToken)
     auth.start()
     closers.push(() => auth.stop())
     const rateLimitPool = !config.redisUrl && db.pgUrl ? openRateLimitPool(db.pgUrl) : null

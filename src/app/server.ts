@@ -57,6 +57,8 @@ export type RouteModule = (app: App, ctx: AppContext) => void
 export interface BuildOptions {
   /** Extra route modules (later issues register theirs here). */
   routes?: RouteModule[]
+  /** Only the operations routes (/health*, /metrics): the `tenantflow worker` HTTP port. */
+  opsOnly?: boolean
 }
 
 function makeAjv(coerce: boolean) {
@@ -232,6 +234,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   })
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, req, { code: 'NOT_FOUND' }))
+
+  if (opts.opsOnly) {
+    healthRoutes(app, ctx)
+    await app.ready()
+    return app
+  }
 
   if (ctx.config.enableApiDocs) await registerApiDocs(app)
 

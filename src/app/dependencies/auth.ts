@@ -34,6 +34,8 @@ export type AuthContext = { kind: 'admin' } | OrgIdentity
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: GuardKind
+    /** An admin route that also accepts the METRICS_TOKEN (only /metrics). */
+    scrape?: boolean
   }
   interface FastifyRequest {
     auth: AuthContext | null
@@ -59,6 +61,7 @@ export class AuthService {
   private readonly byOrg = new Map<string, Set<string>>()
   private readonly lastUsed = new Map<string, number>()
   private readonly rootDigest: Buffer
+  private readonly metricsDigest: Buffer | null
   private generation = 0
   private flushTimer: NodeJS.Timeout | null = null
   lookups = 0
@@ -69,8 +72,10 @@ export class AuthService {
     private readonly bus: EventBus,
     private readonly clock: Clock,
     private readonly opts: AuthOptions,
+    metricsToken: string | null = null,
   ) {
     this.rootDigest = sha256(rootKey)
+    this.metricsDigest = metricsToken ? sha256(metricsToken) : null
     this.positive = new LRUCache({
       max: opts.cacheMax,
       ttl: Math.max(1, opts.cacheTtlMs),
@@ -98,6 +103,11 @@ export class AuthService {
   /** Constant-time comparison of SHA-256 digests (equal lengths, so no length leak). */
   isRootKey(presented: string): boolean {
     return timingSafeEqual(sha256(presented), this.rootDigest)
+  }
+
+  /** Same comparison for the METRICS_TOKEN; false when none is configured. */
+  isMetricsToken(presented: string): boolean {
+    return this.metricsDigest !== null && timingSafeEqual(sha256(presented), this.metricsDigest)
   }
 
   /** Resolves an org key to its identity, or null. Never throws for bad input. */
@@ -273,7 +283,7 @@ export interface GuardDeps {
   sessions?: SessionService | null
 }
 
-type AuthFailure = 'INVALID_API_KEY' | 'INVALID_ROOT_KEY' | 'SESSION_EXPIRED'
+type AuthFailure = 'INVALID_API_KEY' | 'INVALID_ROOT_KEY' | 'SESSION_EXPIRED' | 'INVALID_METRICS_TOKEN'
 
 /**
  * A key that failed verification: a client address already blocked gets 429, otherwise the failure is
@@ -329,6 +339,12 @@ export async function verifyAdminKey(deps: GuardDeps, req: FastifyRequest): Prom
   return { kind: 'admin' }
 }
 
+/** The metrics scrape token (METRICS_TOKEN): grants /metrics only; compared in constant time. */
+async function verifyScrapeToken(deps: GuardDeps, req: FastifyRequest): Promise<void> {
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header(req, 'authorization') ?? '')
+  if (!m || !deps.auth.isMetricsToken(m[1]!)) return failAuth(deps, req, 'INVALID_METRICS_TOKEN')
+}
+
 /** get_current_org: an active org key (or an org console session) whose org matches the path's org_slug. */
 export async function getCurrentOrg(deps: GuardDeps, req: FastifyRequest): Promise<OrgIdentity> {
   const key = header(req, 'x-api-key')
@@ -361,6 +377,16 @@ export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: Fast
   if (deps.rateLimits.enabled) await deps.rateLimits.checkGlobal()
   if (guard === 'public') {
     await deps.rateLimits.checkIp(req.ip, reply)
+    return
+  }
+  // /metrics (config.scrape) also takes the METRICS_TOKEN as `Authorization: Bearer`, instead of the root key.
+  if (guard === 'admin' && req.routeOptions.config.scrape && header(req, 'x-ca-root-key') === undefined && header(req, 'authorization') !== undefined) {
+    try {
+      await verifyScrapeToken(deps, req)
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) await deps.rateLimits.checkIp(req.ip)
+      throw err
+    }
     return
   }
   let ctx: AuthContext

@@ -73,7 +73,8 @@ export function healthRoutes(app: App, ctx: AppContext): void {
     },
   )
 
-  app.get('/metrics', { config: { auth: 'admin' }, schema: { hide: true } }, async (_req, reply) => {
+  // The root key or, preferably, the METRICS_TOKEN (`Authorization: Bearer`) that can read nothing else.
+  app.get('/metrics', { config: { auth: 'admin', scrape: true }, schema: { hide: true } }, async (_req, reply) => {
     reply.type(ctx.metrics.registry.contentType)
     return ctx.metrics.registry.metrics()
   })

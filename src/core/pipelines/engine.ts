@@ -144,7 +144,7 @@ export function createEngine(o: EngineOptions): Engine {
       const r = await requestCancel(o.db, orgSlug, runId, o.clock.now())
       if (r.kind === 'requested') workers.cancelLocal(runId)
       if (r.kind === 'cancelled') {
-        metrics.runsFinished.inc({ status: 'CANCELLED' })
+        metrics.runsFinished.inc({ status: 'CANCELLED', org: orgSlug })
         changed(orgSlug, runId)
       }
       return r

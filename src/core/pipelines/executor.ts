@@ -132,7 +132,7 @@ export async function executeRun(ctx: ExecutorContext, run: RunRow, control: Abo
     })
     if (!ok) return { kind: 'lost' }
     ctx.onRunChanged?.(run.org_slug, run.run_id)
-    ctx.metrics?.runsFinished.inc({ status })
+    ctx.metrics?.runsFinished.inc({ status, org: run.org_slug })
     ctx.logger.info({ ...log, status, error_code: code }, 'run finished')
     return { kind: 'finished', status }
   }

@@ -7,7 +7,8 @@ import type { Db } from '../db/database.js'
 export interface EngineMetrics {
   admissions: Counter<'result'>
   refusals: Counter<'reason'>
-  runsFinished: Counter<'status'>
+  /** Labelled by org slug: one series per (org, final status), bounded by the number of orgs. */
+  runsFinished: Counter<'status' | 'org'>
   stepDuration: Histogram<'processor' | 'status'>
   leaseExpiries: Counter<'action'>
   schedulerFires: Counter<'result'>
@@ -33,7 +34,7 @@ export function createEngineMetrics(registry: Registry, db: Db, now: () => numbe
   return {
     admissions: new Counter({ name: 'tenantflow_admissions_total', help: 'Admission decisions by result', labelNames: ['result'], registers }),
     refusals: new Counter({ name: 'tenantflow_admission_refusals_total', help: 'Refused admissions by binding limit', labelNames: ['reason'], registers }),
-    runsFinished: new Counter({ name: 'tenantflow_runs_finished_total', help: 'Runs reaching a final status', labelNames: ['status'], registers }),
+    runsFinished: new Counter({ name: 'tenantflow_runs_finished_total', help: 'Runs reaching a final status, by org', labelNames: ['status', 'org'], registers }),
     stepDuration: new Histogram({
       name: 'tenantflow_step_duration_seconds',
       help: 'Step attempt duration by processor and status',

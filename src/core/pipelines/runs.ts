@@ -191,6 +191,8 @@ export interface ReapResult {
   retried: string[]
   failed: string[]
   cancelled: string[]
+  /** Every run the pass finished, with its org (for the per-org run counter). */
+  finished: { org_slug: string; status: 'FAILED' | 'CANCELLED' }[]
 }
 
 /** Delay before a run whose worker died is tried again: 5 s, 10 s, 20 s … capped at 5 min. */
@@ -204,10 +206,10 @@ export async function reapExpiredLeases(
   db: Db,
   o: { now: number; limit?: number; backoffMs?: (attempt: number) => number },
 ): Promise<ReapResult> {
-  const out: ReapResult = { retried: [], failed: [], cancelled: [] }
+  const out: ReapResult = { retried: [], failed: [], cancelled: [], finished: [] }
   const expired = await db.kysely
     .selectFrom('org_pipeline_runs')
-    .select(['run_id', 'attempt', 'max_attempts', 'cancel_requested'])
+    .select(['run_id', 'org_slug', 'attempt', 'max_attempts', 'cancel_requested'])
     .where('status', '=', 'RUNNING')
     .where('lease_expires_at', '<', o.now)
     .orderBy('lease_expires_at')
@@ -222,7 +224,10 @@ export async function reapExpiredLeases(
         runId: r.run_id, from: ['RUNNING'], status: 'CANCELLED', errorCode: 'CANCELLED',
         errorMessage: 'Run cancelled by request', now: o.now, leaseExpiredBefore: o.now,
       })
-      if (ok) out.cancelled.push(r.run_id)
+      if (ok) {
+        out.cancelled.push(r.run_id)
+        out.finished.push({ org_slug: r.org_slug, status: 'CANCELLED' })
+      }
       continue
     }
     if (r.attempt < r.max_attempts) {
@@ -248,7 +253,10 @@ export async function reapExpiredLeases(
       runId: r.run_id, from: ['RUNNING'], status: 'FAILED', errorCode: 'WORKER_LOST',
       errorMessage: 'The worker running this pipeline stopped responding', now: o.now, leaseExpiredBefore: o.now,
     })
-    if (ok) out.failed.push(r.run_id)
+    if (ok) {
+      out.failed.push(r.run_id)
+      out.finished.push({ org_slug: r.org_slug, status: 'FAILED' })
+    }
   }
   return out
 }

@@ -222,12 +222,11 @@ export class Reaper {
     if (r.retried.length) this.metrics?.leaseExpiries.inc({ action: 'retried' }, r.retried.length)
     if (r.failed.length) {
       this.metrics?.leaseExpiries.inc({ action: 'failed' }, r.failed.length)
-      this.metrics?.runsFinished.inc({ status: 'FAILED' }, r.failed.length)
     }
     if (r.cancelled.length) {
       this.metrics?.leaseExpiries.inc({ action: 'cancelled' }, r.cancelled.length)
-      this.metrics?.runsFinished.inc({ status: 'CANCELLED' }, r.cancelled.length)
     }
+    for (const f of r.finished) this.metrics?.runsFinished.inc({ status: f.status, org: f.org_slug })
     const n = r.retried.length + r.failed.length + r.cancelled.length
     for (const id of [...r.retried, ...r.failed, ...r.cancelled]) this.opts.onRunChanged?.(id)
     if (n || orphans) this.logger.warn({ retried: r.retried, failed: r.failed, cancelled: r.cancelled, orphans }, 'reaper recovered runs')
