@@ -464,6 +464,6 @@ function opsConfig(env: Env): Pick<Config, 'trustProxy' | 'metricsToken' | 'work
     trustProxy: reported(() => trustProxy(env), false),
     metricsToken,
     workerHttpPort,
-    rotationGraceSeconds: int(env, 'API_KEY_ROTATION_GRACE_SECONDS', 3600, 0, 30 * 86400),
+    rotationGraceSeconds: int(env, 'API_KEY_ROTATION_GRACE_SECONDS', 3600, 0, 86400),
   }
 }

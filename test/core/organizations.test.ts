@@ -95,11 +95,38 @@ for (const backend of backendNames()) {
       assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(newKey) })).statusCode, 200)
       const info = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/rotate-org/api-key', headers: t.org(newKey) })
       assert.equal(info.json().fingerprint, newKey.slice(-4))
-      const rot2 = await t.app.inject({ method: 'POST', url: '/api/v1/organizations/rotate-org/api-key/rotate', headers: t.root, payload: {} })
+      const rot2 = await t.app.inject({ method: 'POST', url: '/api/v1/organizations/rotate-org/api-key/rotate', headers: t.root, payload: { grace_seconds: 0 } })
       assert.equal(rot2.statusCode, 200)
+      assert.equal(rot2.json().grace_seconds, 0)
       assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(oldKey) })).statusCode, 401)
       assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(newKey) })).statusCode, 401)
       assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(rot2.json().api_key) })).statusCode, 200)
+    })
+
+    test('rotation without grace_seconds keeps the old key for the default hour and says until when', async () => {
+      const oldKey = await t.onboard('default-grace-org')
+      const url = '/api/v1/organizations/default-grace-org/quota'
+      const before = Date.now()
+      const rot = await t.app.inject({ method: 'POST', url: '/api/v1/organizations/default-grace-org/api-key/rotate', headers: t.org(oldKey) })
+      assert.equal(rot.statusCode, 200, rot.body)
+      assert.equal(rot.json().grace_seconds, 3600)
+      const until = Date.parse(rot.json().previous_key_expires_at)
+      assert.ok(until >= before + 3600_000 && until <= Date.now() + 3600_000, rot.json().previous_key_expires_at)
+      assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(oldKey) })).statusCode, 200, 'the old key keeps working')
+      assert.equal((await t.app.inject({ method: 'GET', url, headers: t.org(rot.json().api_key) })).statusCode, 200)
+    })
+
+    test('API_KEY_ROTATION_GRACE_SECONDS=0 makes a bare rotation revoke the old key at once', async () => {
+      const z = await buildTestApp(backend, { env: { API_KEY_ROTATION_GRACE_SECONDS: '0' } })
+      try {
+        const oldKey = await z.onboard('zero-grace-org')
+        const rot = await z.app.inject({ method: 'POST', url: '/api/v1/organizations/zero-grace-org/api-key/rotate', headers: z.org(oldKey), payload: {} })
+        assert.equal(rot.json().grace_seconds, 0)
+        const res = await z.app.inject({ method: 'GET', url: '/api/v1/organizations/zero-grace-org/quota', headers: z.org(oldKey) })
+        assert.equal(res.statusCode, 401)
+      } finally {
+        await z.close()
+      }
     })
 
     test('quota reports limits and zero usage; root may read any existing org, unknown org is 404', async () => {
@@ -185,7 +212,7 @@ describe('cross-instance cache eviction (postgres)', { skip: needsPostgres() }, 
       const key = await one.onboard('evict-org')
       const url = '/api/v1/organizations/evict-org/quota'
       assert.equal((await two.app.inject({ method: 'GET', url, headers: two.org(key) })).statusCode, 200) // cached on two
-      const rot = await one.app.inject({ method: 'POST', url: '/api/v1/organizations/evict-org/api-key/rotate', headers: one.root, payload: {} })
+      const rot = await one.app.inject({ method: 'POST', url: '/api/v1/organizations/evict-org/api-key/rotate', headers: one.root, payload: { grace_seconds: 0 } })
       assert.equal(rot.statusCode, 200)
       const deadline = Date.now() + 1000
       let status = 200

@@ -95,7 +95,9 @@ export const RotateResponse = Strict({
   org_slug: Type.String({ maxLength: 64 }),
   api_key: Type.String({ maxLength: 64 }),
   fingerprint: Type.String({ maxLength: 8 }),
+  /** When the previous key stops working, and the grace that was applied (0 = revoked now). */
   previous_key_expires_at: IsoTime,
+  grace_seconds: Type.Integer({ minimum: 0, maximum: 86400 }),
 })
 
 export const DeleteBody = Strict({ confirm_org_slug: Type.String({ maxLength: 64 }) })

@@ -172,7 +172,8 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
       const now = ctx.clock.now()
       // Encrypt before touching any row: a KMS failure leaves the current key working.
       const issued = await prepareApiKey(ctx.kms, org, now)
-      const grace = req.body.grace_seconds ?? 0
+      // No grace_seconds: the configured default (1 h), so a rotation never breaks clients mid-deploy.
+      const grace = req.body.grace_seconds ?? ctx.config.rotationGraceSeconds
       const previousUntil = await ctx.db.kysely.transaction().execute(async (trx) => {
         const until = await storeRotatedKey(trx, issued, grace, now)
         await recordAudit(
@@ -194,7 +195,7 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
       // not hide the new key (without a grace period the org would be locked out): it is retried instead.
       await evictAfterCommit(ctx, org)
       reply.headers(noStore)
-      return { org_slug: org, api_key: issued.api_key, fingerprint: issued.row.fingerprint, previous_key_expires_at: iso(previousUntil) }
+      return { org_slug: org, api_key: issued.api_key, fingerprint: issued.row.fingerprint, previous_key_expires_at: iso(previousUntil), grace_seconds: grace }
     },
   )
 
