@@ -25,6 +25,9 @@ import {
   type CredentialDeps,
 } from '../core/integrations/credentials.js'
 import { CredentialError } from '../core/integrations/errors.js'
+import { KmsKeyMismatchError, requireKmsKeyCheck } from '../core/security/key-check.js'
+import { ProcessorError } from '../core/processors/types.js'
+import { ConfigError } from './config.js'
 import { pinSecret } from '../core/security/scrub.js'
 import { AuthService } from './dependencies/auth.js'
 import { RateLimits } from './dependencies/rate-limit.js'
@@ -60,6 +63,22 @@ async function createBus(db: Db, logger: Logger): Promise<EventBus> {
   return new LocalBus()
 }
 
+/** Refuses to start a process whose KMS key cannot unwrap the database's key-check value (names the mismatch, never a key). */
+async function requireSameKmsKey(db: Db, kms: KmsProvider, config: Config, now: number): Promise<void> {
+  try {
+    await requireKmsKeyCheck(db, kms, now)
+  } catch (err) {
+    if (err instanceof KmsKeyMismatchError) throw new ConfigError(config.kms.provider === 'gcp' ? 'GCP_KMS_KEY_NAME' : 'KMS_LOCAL_MASTER_KEY', err.message)
+    throw err
+  }
+}
+
+/**
+ * A credential this process cannot decrypt (KMS down, another KMS key) is the process's fault, not the
+ * credential's: the step fails with a retryable infrastructure error and the credential keeps its status.
+ */
+const DECRYPT_FAILED_MESSAGE = 'The credential could not be decrypted by this worker (KMS unavailable or a different KMS key); the credential was not changed'
+
 export async function createRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
   // Configuration secrets are scrubbed from every log line by value for the life of the process.
   pinSecret(config.rootApiKey)
@@ -80,6 +99,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     }
     const kms = opts.kms ?? (await createKms(config))
     if (kms.close) closers.push(() => kms.close!())
+    await requireSameKmsKey(db, kms, config, clock.now())
     const bus = await createBus(db, logger)
     closers.push(() => bus.close())
     const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth, config.metricsToken)
@@ -173,13 +193,22 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
           }
         },
         getCredential: async (slug, provider, runId) => {
-          const cred = await decryptActiveCredential(credentialDeps, {
-            org_slug: slug,
-            provider,
-            reason: 'pipeline_step',
-            actor: 'engine',
-            run_id: runId,
-          })
+          let cred: Awaited<ReturnType<typeof decryptActiveCredential>>
+          try {
+            cred = await decryptActiveCredential(credentialDeps, {
+              org_slug: slug,
+              provider,
+              reason: 'pipeline_step',
+              actor: 'engine',
+              run_id: runId,
+            })
+          } catch (err) {
+            if (err instanceof CredentialError && (err.code === 'KMS_UNAVAILABLE' || err.code === 'CREDENTIAL_UNUSABLE')) {
+              logger.error({ org: slug, provider, run_id: runId, code: err.code }, 'credential decrypt failed in this process')
+              throw new ProcessorError('KMS_UNAVAILABLE', DECRYPT_FAILED_MESSAGE, { retryable: true })
+            }
+            throw err
+          }
           // Scrubbed from logs until the step ends (releaseCredential), at most SCRUB_WINDOW_MS.
           const release = trackCredential(cred)
           const timer = setTimeout(release, SCRUB_WINDOW_MS).unref()

@@ -9,6 +9,7 @@ import { auditActionMigration } from './migrations/006_audit_action.js'
 import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
 import { runsMigration } from './migrations/007_runs.js'
 import { queryPlansMigration } from './migrations/009_query_plans.js'
+import { opRuntimeMigration } from './migrations/005_op_runtime.js'
 import { ensurePartitions } from './partitions.js'
 
 function migrations(db: Db): Record<string, Migration> {
@@ -20,6 +21,7 @@ function migrations(db: Db): Record<string, Migration> {
     '008_console_sessions': consoleSessionsMigration(db.dialect),
     '007_runs': runsMigration(db.dialect),
     '009_query_plans': queryPlansMigration(db.dialect),
+    '005_op_runtime': opRuntimeMigration(db.dialect),
   }
 }
 

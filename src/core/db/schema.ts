@@ -233,4 +233,24 @@ export interface Database {
   org_dataset_tables: OrgDatasetTablesTable
   console_sessions: ConsoleSessionsTable
   org_run_webhooks: OrgRunWebhooksTable
+  tenantflow_kms_key_check: KmsKeyCheckTable
+  org_egress_allowlist: OrgEgressAllowlistTable
+}
+
+/** The KMS key-check envelope (one row, id 'current'): the current KMS key must unwrap it at startup. */
+export interface KmsKeyCheckTable {
+  id: string
+  kms_provider: string
+  kms_key_version: string
+  ciphertext: string
+  wrapped_key: string
+  created_at: number
+  updated_at: number
+}
+
+/** Extra egress hosts one org may reach (operator-managed through the root key). */
+export interface OrgEgressAllowlistTable {
+  org_slug: string
+  host: string
+  created_at: number
 }

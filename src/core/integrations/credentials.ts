@@ -214,17 +214,9 @@ async function open(deps: CredentialDeps, row: Row): Promise<string> {
     )
   } catch (err) {
     if (err instanceof KmsUnavailableError) throw new CredentialError('KMS_UNAVAILABLE')
-    if (err instanceof DecryptionError) {
-      // It can never be used again: say so where the trigger route and the list will see it.
-      const now = deps.now()
-      await deps.db.kysely
-        .updateTable('org_integration_credentials')
-        .set({ status: 'INVALID', last_error_code: 'CREDENTIAL_UNUSABLE', updated_at: now })
-        .where('credential_id', '=', row.credential_id)
-        .where('org_slug', '=', row.org_slug)
-        .execute()
-      throw new CredentialError('CREDENTIAL_UNUSABLE')
-    }
+    // The status is left alone: a wrong KMS key in this process looks exactly like a damaged row, and
+    // only a provider's verdict may mark a credential INVALID. The audit row records the failure.
+    if (err instanceof DecryptionError) throw new CredentialError('CREDENTIAL_UNUSABLE')
     throw err
   }
 }

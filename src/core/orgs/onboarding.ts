@@ -233,6 +233,7 @@ const ORG_TABLES = [
   'org_run_slots',
   'org_dataset_tables',
   'org_integration_credentials',
+  'org_egress_allowlist',
   'org_api_keys',
   'org_subscriptions',
 ] as const

@@ -64,6 +64,8 @@ export type ProcessorErrorCode =
   | 'MALFORMED_RESPONSE'
   | 'INTEGRATION_NOT_CONFIGURED'
   | 'CREDENTIAL_UNUSABLE'
+  /** This process could not decrypt the credential (KMS down or another key): infrastructure, retryable. */
+  | 'KMS_UNAVAILABLE'
   | 'BLOCKED_DESTINATION'
   | 'INVALID_DATA'
   | 'LIMIT_EXCEEDED'
