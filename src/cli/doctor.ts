@@ -9,7 +9,8 @@ import { loadConfig, type Config } from '../app/config.js'
 import { connectReason, describeDatabaseError, describeStartupError, type Problem } from '../app/startup-errors.js'
 import { openDatabase } from '../core/db/database.js'
 import { pendingMigrations } from '../core/db/migrate.js'
-import { createKms, decryptSecret, DecryptionError, encryptSecret, KmsUnavailableError } from '../core/security/kms-encryption.js'
+import { createKms, decryptSecret, DecryptionError, encryptSecret, KmsUnavailableError, type KmsProvider } from '../core/security/kms-encryption.js'
+import { checkKmsKey, describeKeyCheck, type KeyCheckOutcome } from '../core/security/key-check.js'
 import { checkTemplates } from './templates-validate.js'
 
 const CHECK_TIMEOUT_MS = 10_000
@@ -96,6 +97,19 @@ async function checkDatabase(config: Config): Promise<CheckResult> {
   }
 }
 
+/** The database's KMS key-check value against this key, read-only; null when the database cannot be read (the database check says why). */
+async function storedKeyCheck(config: Config, kms: KmsProvider): Promise<KeyCheckOutcome | null> {
+  if (!config.databaseUrl && !existsSync(join(config.dataDir, 'tenantflow.db'))) return null
+  const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 })
+  try {
+    return await withTimeout(checkKmsKey(db, kms, Date.now(), { write: false }), 'kms')
+  } catch {
+    return null
+  } finally {
+    await db.close().catch(() => undefined)
+  }
+}
+
 async function checkKms(config: Config): Promise<CheckResult> {
   const name = 'kms'
   const label = config.kms.provider === 'local' ? `local key ${config.kms.localMasterKeyVersion}` : 'GCP KMS key GCP_KMS_KEY_NAME'
@@ -107,7 +121,13 @@ async function checkKms(config: Config): Promise<CheckResult> {
     const sealed = await withTimeout(encryptSecret(kms, canary, ctx), 'kms')
     const back = await withTimeout(decryptSecret(kms, sealed, ctx), 'kms')
     if (back !== canary) throw new DecryptionError()
-    return { name, status: 'ok', detail: `encrypt/decrypt round trip with ${label}`, problems: [] }
+    const keyCheck = await storedKeyCheck(config, kms)
+    if (keyCheck?.status === 'mismatch' || keyCheck?.status === 'kms_unavailable') {
+      const hint = 'give every process on this database the same KMS key (KMS_LOCAL_MASTER_KEY / GCP_KMS_KEY_NAME; retired keys in KMS_LOCAL_PREVIOUS_KEYS)'
+      return { name, status: 'fail', detail: '', problems: [{ message: describeKeyCheck(keyCheck), hint }] }
+    }
+    const matched = keyCheck?.status === 'verified' ? '; unwraps the database key-check value' : ''
+    return { name, status: 'ok', detail: `encrypt/decrypt round trip with ${label}${matched}`, problems: [] }
   } catch (err) {
     const problem: Problem =
       err instanceof KmsUnavailableError || connectReason(err)

@@ -87,3 +87,19 @@ test('a PostgreSQL database without the migrations is reported, and doctor appli
     await b.cleanup()
   }
 })
+
+test('doctor reports a KMS key that cannot unwrap the database key-check value, without changing it', async () => {
+  const { loadConfig } = await import('../../src/app/config.js')
+  const { createRuntime } = await import('../../src/app/runtime.js')
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'tf-doc-')), 'data')
+  const env = { ENVIRONMENT: 'development', DATA_DIR: dataDir, CA_ROOT_API_KEY: TEST_ROOT_KEY, KMS_LOCAL_MASTER_KEY: KEY }
+  await (await createRuntime(loadConfig(env))).close() // writes the key-check value with KEY
+  const other = Buffer.alloc(32, 5).toString('base64')
+  const r = await runCli(['doctor'], { ...env, KMS_LOCAL_MASTER_KEY: other })
+  assert.equal(r.code, 1, r.stdout + r.stderr)
+  assert.match(r.stdout, /^FAIL {2}kms/m)
+  assert.match(r.stdout, /KMS key mismatch/)
+  assert.ok(!r.stdout.includes(KEY) && !r.stdout.includes(other))
+  const ok = await runCli(['doctor'], env)
+  assert.match(ok.stdout, /unwraps the database key-check value/)
+})

@@ -10,13 +10,13 @@ const PLAINTEXT = 'tenantflow kms key check v1'
 const ROW_ID = 'current'
 
 export type KeyCheckOutcome =
-  | { status: 'created' | 'verified' | 'rewrapped'; provider: string; keyVersion: string }
+  | { status: 'created' | 'verified' | 'rewrapped' | 'absent'; provider: string; keyVersion: string }
   | { status: 'mismatch'; provider: string; keyVersion: string; stored: { provider: string; keyVersion: string } }
   | { status: 'kms_unavailable'; provider: string; keyVersion: string }
 
 /** Thrown by requireKmsKeyCheck: the message names what differs, never a key. */
 export class KmsKeyMismatchError extends Error {
-  constructor(readonly outcome: Exclude<KeyCheckOutcome, { status: 'created' | 'verified' | 'rewrapped' }>) {
+  constructor(readonly outcome: Exclude<KeyCheckOutcome, { status: 'created' | 'verified' | 'rewrapped' | 'absent' }>) {
     super(describeKeyCheck(outcome))
     this.name = 'KmsKeyMismatchError'
   }
@@ -62,10 +62,12 @@ async function seal(kms: KmsProvider): Promise<{ ciphertext: string; wrapped_key
  * Verifies (or, on a database that has none, writes) the key-check value. Never throws for a wrong
  * key or an unreachable KMS: it reports them, so `doctor` can print them; requireKmsKeyCheck throws.
  */
-export async function checkKmsKey(db: Db, kms: KmsProvider, now: number): Promise<KeyCheckOutcome> {
+export async function checkKmsKey(db: Db, kms: KmsProvider, now: number, opts: { write?: boolean } = {}): Promise<KeyCheckOutcome> {
   const mine = { provider: kms.name, keyVersion: kms.currentKeyVersion() }
+  const write = opts.write ?? true // doctor passes false: it reports, it never changes the database
   try {
     let row = await stored(db)
+    if (!row && !write) return { status: 'absent', ...mine }
     if (!row) {
       const sealed = await seal(kms)
       await db.kysely
@@ -94,7 +96,7 @@ export async function checkKmsKey(db: Db, kms: KmsProvider, now: number): Promis
     } finally {
       dek.fill(0)
     }
-    if (row.kms_key_version === mine.keyVersion) return { status: 'verified', ...mine }
+    if (row.kms_key_version === mine.keyVersion || !write) return { status: 'verified', ...mine }
     // Verified with a retired key version: move the check to the current one (compare-and-set), so
     // dropping the retired key after `kms rewrap` does not make the check fail.
     const next = await seal(kms)
