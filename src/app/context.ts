@@ -15,6 +15,7 @@ import type { Engine } from '../core/pipelines/engine.js'
 import type { AuthService } from './dependencies/auth.js'
 import type { DatasetBinding } from '../core/datasets/types.js'
 import type { RateLimits } from './dependencies/rate-limit.js'
+import type { PlanCatalog } from '../core/orgs/plans.js'
 import type { SessionService } from './dependencies/session.js'
 
 export interface DatasetAdmin {
@@ -46,5 +47,7 @@ export interface AppContext {
   datasets: DatasetAdmin
   credentials: CredentialAdmin
   engine: Engine | null
+  /** The plan catalogue (configs/plans.yaml or PLANS_FILE). */
+  plans: PlanCatalog
   state: { shuttingDown: boolean }
 }

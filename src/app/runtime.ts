@@ -30,6 +30,7 @@ import { ProcessorError } from '../core/processors/types.js'
 import { ConfigError } from './config.js'
 import { pinSecret } from '../core/security/scrub.js'
 import { AuthService } from './dependencies/auth.js'
+import { loadPlanCatalog, syncPlansTable } from '../core/orgs/plans.js'
 import { RateLimits } from './dependencies/rate-limit.js'
 import { SessionService } from './dependencies/session.js'
 import { StartupStepError } from './startup-errors.js'
@@ -97,6 +98,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     } catch (err) {
       throw new StartupStepError('database', err) // described for the operator in startup-errors.ts
     }
+    const plans = loadPlanCatalog(config.plansFile)
+    await syncPlansTable(db.kysely, plans)
     const kms = opts.kms ?? (await createKms(config))
     if (kms.close) closers.push(() => kms.close!())
     await requireSameKmsKey(db, kms, config, clock.now())
@@ -159,6 +162,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       },
       credentials: { destroyOrg: (trx, slug) => destroyOrgCredentials(trx, slug, clock.now()) },
       engine: null,
+      plans,
       state: { shuttingDown: false },
     }
     registerBuiltinProcessors(processors, {

@@ -26,6 +26,7 @@ import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
 import { runEventRoutes } from './routers/run-events.js'
+import { planRoutes } from './routers/plans.js'
 
 const Ajv = AjvModule.default ?? AjvModule
 const addFormats = addFormatsModule.default ?? addFormatsModule
@@ -250,6 +251,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   pipelineRoutes(app, ctx)
   schedulerRoutes(app, ctx)
   runEventRoutes(app, ctx)
+  planRoutes(app, ctx)
   dataRoutes(app, ctx)
   consoleRoutes(app, ctx)
   consoleDataRoutes(app, ctx)

@@ -303,6 +303,15 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     responses: { 202: 'Run admitted and queued', 200: 'An identical active run (deduplicated) or an Idempotency-Key replay' },
     example: { parameters: { date: '2026-11-30' } },
   },
+  'GET /api/v1/plans': {
+    operationId: 'listPlans',
+    summary: 'Plan catalogue',
+    description:
+      'Every plan with its default limits (runs per day / month, concurrent runs, requests and triggers per minute), its minimum schedule interval and whether onboarding offers it. Any valid key (org or root). From configs/plans.yaml or PLANS_FILE; see docs/plans.md.',
+    tag: 'Organizations',
+    errors: [],
+    responses: { 200: 'The plans' },
+  },
   'GET /api/v1/pipelines/:org_slug/runs': {
     operationId: 'listRuns',
     summary: 'List runs',
@@ -359,11 +368,23 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'POST /api/v1/scheduler/:org_slug/schedules': {
     operationId: 'createSchedule',
     summary: 'Create a schedule',
-    description: 'A 5-field cron expression in an IANA timezone that triggers a pipeline with fixed parameters (quota applies to each run).',
+    description:
+      "A 5-field cron expression in an IANA timezone that triggers a pipeline with fixed parameters (quota applies to each run). Refused when the cron fires more often than the org's plan allows (400 `SCHEDULE_INTERVAL_TOO_SHORT`, the message names the minimum; see GET /api/v1/plans) or when the pipeline's integration is not usable (`INTEGRATION_NOT_CONFIGURED`, `CREDENTIAL_INVALID`, `CREDENTIAL_PENDING`). `last_status` shows ADMITTED/DEDUPLICATED at a fire, then the run's outcome (COMPLETED, FAILED, TIMEOUT, CANCELLED), or REFUSED/ERROR with `last_error_code`.",
     tag: 'Schedules',
-    errors: ['SERVICE_UNAVAILABLE', 'TEMPLATE_NOT_FOUND', 'ORG_NOT_FOUND', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'VALIDATION_FAILED'],
+    errors: ['SERVICE_UNAVAILABLE', 'ORG_NOT_FOUND', 'CREDENTIAL_INVALID', 'CREDENTIAL_PENDING', 'INTEGRATION_NOT_CONFIGURED', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
     responses: { 201: 'The schedule' },
-    example: { pipeline_id: 'openai/usage/daily', cron: '0 6 * * *', timezone: 'UTC', parameters: {} },
+    example: { pipeline_id: 'openai/usage/daily', cron: '0 6 * * *', timezone: 'UTC', parameters: {}, name: 'daily usage' },
+    schemas: { response: 'Schedule' },
+  },
+  'PATCH /api/v1/scheduler/:org_slug/schedules/:schedule_id': {
+    operationId: 'updateSchedule',
+    summary: 'Edit, pause or resume a schedule',
+    description:
+      'Changes any of name, cron, timezone, parameters; `is_active: false` pauses it, `true` resumes it from the next cron time. Checked like a new schedule (plan minimum interval, usable integration when it stays or becomes active). A concurrent edit or fire of the same schedule is a 409; retry.',
+    tag: 'Schedules',
+    errors: ['SERVICE_UNAVAILABLE', 'ORG_NOT_FOUND', 'CREDENTIAL_INVALID', 'CREDENTIAL_PENDING', 'INTEGRATION_NOT_CONFIGURED', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
+    responses: { 200: 'The schedule after the change' },
+    example: { is_active: false },
     schemas: { response: 'Schedule' },
   },
   'DELETE /api/v1/scheduler/:org_slug/schedules/:schedule_id': {

@@ -36,6 +36,7 @@ export function orgDeps(ctx: AppContext): OrgDeps {
     destroyCredentials: (trx, slug) => ctx.credentials.destroyOrg(trx, slug),
     stopOrgRuns: (ds) => ctx.bus.publish({ type: 'org.offboarded', org_slug: ds.orgSlug, dataset_id: ds.datasetId }),
     evictOrg: (slug) => ctx.auth.evictOrg(slug),
+    plans: ctx.plans,
   }
 }
 
@@ -126,7 +127,7 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
           now,
         )
         return subscriptionView(result.after)
-      })
+      }, ctx.plans)
       if (!view) throw new ApiError('ORG_NOT_FOUND')
       await evictAfterCommit(ctx, req.params.org_slug)
       return view

@@ -10,7 +10,7 @@ import type { Db } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { KmsProvider } from '../security/kms-encryption.js'
 import { newId } from '../ids.js'
-import { PLANS, type PlanName } from './plans.js'
+import { defaultPlans, type PlanCatalog, type PlanName } from './plans.js'
 import { prepareApiKey } from './api-key-store.js'
 import { recordAudit } from './audit.js'
 import { newDatasetId } from '../datasets/identifiers.js'
@@ -30,6 +30,8 @@ export interface OrgDeps {
   stopOrgRuns(ds: DatasetBinding): Promise<void>
   /** Evicts the org's cached keys on every instance; throws if it cannot be sent. */
   evictOrg(orgSlug: string): Promise<void>
+  /** The plan catalogue (default: the shipped configs/plans.yaml). */
+  plans?: PlanCatalog
 }
 
 export interface OnboardInput {
@@ -90,7 +92,7 @@ export async function onboardOrg(deps: OrgDeps, input: OnboardInput, meta: { ide
   const exists = await db.selectFrom('org_profiles').select('org_slug').where('org_slug', '=', input.org_slug).limit(1).executeTakeFirst()
   if (exists) return { kind: 'exists' }
 
-  const plan = PLANS[input.subscription_plan]
+  const plan = (deps.plans ?? defaultPlans())[input.subscription_plan]
   const trialEnd = input.trial_days ? now + input.trial_days * 86_400_000 : null
   const status = trialEnd ? 'TRIAL' : 'ACTIVE'
   const issued = await prepareApiKey(deps.kms, input.org_slug, now)
@@ -206,7 +208,7 @@ export async function dryRunOnboarding(deps: OrgDeps, input: OnboardInput): Prom
   const checks: DryRunCheck[] = []
   checks.push({ name: 'org_slug_format', passed: true, message: 'Organization slug is valid' })
   checks.push({ name: 'admin_email_format', passed: true, message: 'Admin email is valid' })
-  checks.push({ name: 'subscription_plan', passed: input.subscription_plan in PLANS, message: 'Plan is available for onboarding' })
+  checks.push({ name: 'subscription_plan', passed: (deps.plans ?? defaultPlans())[input.subscription_plan]?.onboarding === true, message: 'Plan is available for onboarding' })
   let dbOk = true
   let exists = false
   try {

@@ -3,7 +3,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import { parseInstant } from '../clock.js'
 import type { Database, SubscriptionStatus } from '../db/schema.js'
-import { PLANS, type PlanName } from './plans.js'
+import { defaultPlans, type PlanCatalog, type PlanName } from './plans.js'
 
 export interface SubscriptionChange {
   plan_name?: PlanName
@@ -36,6 +36,7 @@ export async function updateSubscription<T>(
   change: SubscriptionChange,
   now: number,
   finish: (trx: Transaction<Database>, result: SubscriptionUpdate) => Promise<T> | T,
+  plans: PlanCatalog = defaultPlans(),
 ): Promise<T | null> {
   let trialEnd: number | null | undefined
   if (change.trial_end_date === undefined || change.trial_end_date === null) trialEnd = change.trial_end_date
@@ -46,7 +47,7 @@ export async function updateSubscription<T>(
   return db.transaction().execute(async (trx) => {
     const current = await trx.selectFrom('org_subscriptions').selectAll().where('org_slug', '=', orgSlug).limit(1).executeTakeFirst()
     if (!current) return null
-    const base = change.plan_name ? PLANS[change.plan_name] : current
+    const base = change.plan_name ? plans[change.plan_name] : current
     const next = {
       plan_name: change.plan_name ?? current.plan_name,
       status: change.status ?? current.status,

@@ -167,9 +167,18 @@ export async function finishRun(db: Db, f: FinishInput): Promise<boolean> {
     if (f.orgSlug !== undefined) q = q.where('org_slug', '=', f.orgSlug)
     if (f.leaseOwner !== undefined) q = q.where('lease_owner', '=', f.leaseOwner)
     if (f.leaseExpiredBefore !== undefined) q = q.where('lease_expires_at', '<', f.leaseExpiredBefore)
-    const changed = await q.returning('run_id').executeTakeFirst()
+    const changed = await q.returning(['run_id', 'schedule_id']).executeTakeFirst()
     if (!changed) return false
     await releaseInTransaction(trx, db.dialect, f.runId, outcomeFor(f.status), f.now)
+    // A scheduled run's outcome becomes its schedule's last_status, unless the schedule fired again since.
+    if (changed.schedule_id) {
+      await trx
+        .updateTable('org_schedules')
+        .set({ last_status: f.status, last_error_code: f.errorCode ?? null })
+        .where('schedule_id', '=', changed.schedule_id)
+        .where('last_run_id', '=', f.runId)
+        .execute()
+    }
     return true
   })
 }

@@ -22,7 +22,9 @@ export const MAX_SCHEDULES_PER_ORG = 100
 const SCHEDULER_LOCK_ID = 727_002
 const ALIASES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly'])
 
-export type ScheduleErrorCode = 'INVALID_CRON' | 'INVALID_TIMEZONE' | 'TEMPLATE_NOT_FOUND' | 'INVALID_PARAMETERS' | 'SCHEDULE_LIMIT' | 'ORG_NOT_FOUND'
+export type ScheduleErrorCode =
+  | 'INVALID_CRON' | 'INVALID_TIMEZONE' | 'TEMPLATE_NOT_FOUND' | 'INVALID_PARAMETERS' | 'SCHEDULE_LIMIT' | 'ORG_NOT_FOUND'
+  | 'INTERVAL_TOO_SHORT' | 'NOT_FOUND' | 'CONFLICT'
 
 export class ScheduleError extends Error {
   constructor(
@@ -80,22 +82,66 @@ export function nextCronTime(cron: string, timezone: string, after: number): num
   return next
 }
 
+/**
+ * The shortest gap (seconds) between consecutive fire times over the next `horizon` fires, stopping
+ * early once a gap below `stopBelow` is seen (that alone decides a refusal).
+ */
+export function shortestCronGapSeconds(cron: string, timezone: string, from: number, stopBelow: number, horizon = 400): number {
+  const it = CronExpressionParser.parse(cron.trim(), { tz: timezone, currentDate: new Date(from) })
+  let prev = it.next().getTime()
+  let min = Number.POSITIVE_INFINITY
+  for (let i = 0; i < horizon; i++) {
+    let t: number
+    try {
+      t = it.next().getTime()
+    } catch {
+      break // no further fire time
+    }
+    min = Math.min(min, (t - prev) / 1000)
+    if (min < stopBelow) break
+    prev = t
+  }
+  return min
+}
+
 export interface ScheduleInput {
   pipeline_id: string
   cron: string
   timezone: string
   parameters?: Record<string, unknown>
+  name?: string | null
 }
 
-export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: string, input: ScheduleInput, now: number): Promise<ScheduleRow> {
-  const zoneOk = isValidTimezone(input.timezone)
-  const nextRunAt = parseCronNext(input.cron, zoneOk ? input.timezone : 'UTC', now)
+/** Checks that need the org's plan: the minimum interval between two fires. */
+export interface ScheduleRules {
+  minIntervalSeconds: number
+  planName: string
+}
+
+function checkCronAndZone(cron: string, timezone: string, rules: ScheduleRules | undefined, now: number): void {
+  const zoneOk = isValidTimezone(timezone)
+  const next = parseCronNext(cron, zoneOk ? timezone : 'UTC', now)
   const errors: FieldIssue[] = []
-  if (nextRunAt === null) errors.push({ path: 'cron', message: CRON_RULE })
+  if (next === null) errors.push({ path: 'cron', message: CRON_RULE })
   if (!zoneOk) errors.push({ path: 'timezone', message: TIMEZONE_RULE })
-  if (nextRunAt === null || !zoneOk) {
-    throw new ScheduleError(nextRunAt === null ? 'INVALID_CRON' : 'INVALID_TIMEZONE', errors.map((e) => e.path), errors)
+  if (next === null || !zoneOk) throw new ScheduleError(next === null ? 'INVALID_CRON' : 'INVALID_TIMEZONE', errors.map((e) => e.path), errors)
+  if (rules && shortestCronGapSeconds(cron, timezone, now, rules.minIntervalSeconds) < rules.minIntervalSeconds) {
+    throw new ScheduleError('INTERVAL_TOO_SHORT', ['cron'], [
+      { path: 'cron', message: `fires more often than the ${rules.planName} plan allows: at most once every ${rules.minIntervalSeconds} s` },
+    ])
   }
+}
+
+export async function createSchedule(
+  db: Db,
+  catalog: TemplateCatalog,
+  orgSlug: string,
+  input: ScheduleInput,
+  now: number,
+  rules?: ScheduleRules,
+): Promise<ScheduleRow> {
+  checkCronAndZone(input.cron, input.timezone, rules, now)
+  const nextRunAt = nextCronTime(input.cron, input.timezone, now)
   const template = catalog.getById(input.pipeline_id)
   if (!template) throw new ScheduleError('TEMPLATE_NOT_FOUND', ['pipeline_id'])
   const params = input.parameters ?? {}
@@ -103,7 +149,7 @@ export async function createSchedule(db: Db, catalog: TemplateCatalog, orgSlug: 
   if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields, checked.errors)
   const row: ScheduleRow = {
     schedule_id: newId('sch', now),
-    name: null,
+    name: input.name ?? null,
     org_slug: orgSlug,
     pipeline_id: template.id,
     cron: input.cron.trim(),
@@ -152,6 +198,74 @@ export async function listSchedules(
   const schedules = rows.slice(0, limit)
   const last = schedules[schedules.length - 1]
   return { schedules, next: rows.length > limit && last ? { created_at: Number(last.created_at), schedule_id: last.schedule_id } : null }
+}
+
+export interface SchedulePatch {
+  name?: string | null
+  cron?: string
+  timezone?: string
+  parameters?: Record<string, unknown>
+  /** false pauses (no fires), true resumes from the next cron time after now. */
+  is_active?: boolean
+}
+
+export async function getSchedule(db: Db, orgSlug: string, scheduleId: string): Promise<ScheduleRow | undefined> {
+  return db.kysely.selectFrom('org_schedules').selectAll().where('org_slug', '=', orgSlug).where('schedule_id', '=', scheduleId).limit(1).executeTakeFirst()
+}
+
+/**
+ * Edits, pauses or resumes one of the org's schedules. The result is checked like a new schedule
+ * (cron, zone, parameters, plan interval); next_run_at moves to the first cron time after now when the
+ * cron or zone changes or the schedule resumes. Compare-and-set on updated_at: a concurrent edit wins
+ * or loses whole, never mixes.
+ */
+export async function updateSchedule(
+  db: Db,
+  catalog: TemplateCatalog,
+  orgSlug: string,
+  scheduleId: string,
+  patch: SchedulePatch,
+  now: number,
+  rules?: ScheduleRules,
+): Promise<ScheduleRow> {
+  const cur = await getSchedule(db, orgSlug, scheduleId)
+  if (!cur) throw new ScheduleError('NOT_FOUND')
+  const cron = patch.cron?.trim() ?? cur.cron
+  const timezone = patch.timezone ?? cur.timezone
+  const active = patch.is_active ?? Number(cur.is_active) === 1
+  const timingChanged = cron !== cur.cron || timezone !== cur.timezone
+  // Plan interval: checked whenever the timing changes or a paused schedule resumes.
+  checkCronAndZone(cron, timezone, timingChanged || (active && Number(cur.is_active) !== 1) ? rules : undefined, now)
+  let parameters = cur.parameters
+  if (patch.parameters !== undefined) {
+    const template = catalog.getById(cur.pipeline_id)
+    if (!template) throw new ScheduleError('TEMPLATE_NOT_FOUND', ['pipeline_id'])
+    const checked = catalog.validateParameters(template, patch.parameters, now)
+    if (!checked.ok) throw new ScheduleError('INVALID_PARAMETERS', checked.fields, checked.errors)
+    parameters = JSON.stringify(patch.parameters)
+  }
+  const resumed = active && Number(cur.is_active) !== 1
+  const next = timingChanged || resumed ? nextCronTime(cron, timezone, now) : cur.next_run_at
+  const updatedAt = Math.max(now, Number(cur.updated_at) + 1)
+  const set = {
+    name: patch.name === undefined ? cur.name : patch.name,
+    cron,
+    timezone,
+    parameters,
+    is_active: active ? 1 : 0,
+    next_run_at: next,
+    updated_at: updatedAt,
+  }
+  const r = await db.kysely
+    .updateTable('org_schedules')
+    .set(set)
+    .where('org_slug', '=', orgSlug)
+    .where('schedule_id', '=', scheduleId)
+    .where('updated_at', '=', cur.updated_at)
+    .returningAll()
+    .executeTakeFirst()
+  if (!r) throw new ScheduleError('CONFLICT') // lost a race with another edit or a fire
+  return r
 }
 
 /** Deletes one of the org's schedules; another org's id is simply not found. */

@@ -1,7 +1,6 @@
 // System tables of SPEC §9. Written as SQL per backend: the few differences are types and partitioning.
 import { sql, type Kysely } from 'kysely'
 import type { DialectName } from '../database.js'
-import { PLANS } from '../../orgs/plans.js'
 
 function statements(d: DialectName): string[] {
   const pg = d === 'postgres'
@@ -93,13 +92,7 @@ export function coreMigration(dialect: DialectName) {
   return {
     async up(db: Kysely<any>): Promise<void> {
       for (const stmt of statements(dialect)) await sql.raw(stmt).execute(db)
-      for (const p of Object.values(PLANS)) {
-        await db
-          .insertInto('plans')
-          .values({ ...p })
-          .onConflict((oc) => oc.column('plan_name').doUpdateSet({ ...p }))
-          .execute()
-      }
+      // Plan rows come from the plan catalogue (configs/plans.yaml), mirrored at every startup.
     },
   }
 }
