@@ -2,6 +2,7 @@
 // run-completion webhook, and the per-plan minimum schedule interval mirrored into `plans`.
 import { sql, type Kysely } from 'kysely'
 import type { DialectName } from '../database.js'
+import { defaultPlans, syncPlansTable } from '../../orgs/plans.js'
 
 export function runsMigration(_dialect: DialectName) {
   return {
@@ -18,6 +19,8 @@ export function runsMigration(_dialect: DialectName) {
             created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
         )
         .execute(db)
+      // A migrated store has its plan rows (from the shipped catalogue); startup re-syncs with PLANS_FILE.
+      await syncPlansTable(db, defaultPlans())
     },
   }
 }
