@@ -33,7 +33,8 @@ test('compose.yaml: PostgreSQL, Redis, one serve and one worker on the same data
   assert.deepEqual(worker.command, ['node', 'bin/tenantflow.js', 'worker'])
   assert.equal(serve.build, '.')
   assert.equal(worker.image, serve.image, 'the worker runs the image serve builds')
-  assert.equal(worker.healthcheck?.disable, true, 'the image HEALTHCHECK probes the API, which a worker does not serve')
+  assert.match(JSON.stringify(worker.healthcheck?.test), /8081\/health\/live/, 'the worker is probed on its own health port')
+  assert.equal(worker.environment?.WORKER_HTTP_PORT, '8081')
   for (const s of [serve, worker]) {
     const env = s.environment!
     assert.equal(env.ENVIRONMENT, 'production')
