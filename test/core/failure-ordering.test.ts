@@ -41,7 +41,7 @@ for (const backend of backendNames()) {
 
     const quota = (slug: string, key: string) => t.app.inject({ method: 'GET', url: `/api/v1/organizations/${slug}/quota`, headers: t.org(key) })
     const rotate = (slug: string, key: string) =>
-      t.app.inject({ method: 'POST', url: `/api/v1/organizations/${slug}/api-key/rotate`, headers: t.org(key), payload: {} })
+      t.app.inject({ method: 'POST', url: `/api/v1/organizations/${slug}/api-key/rotate`, headers: t.org(key), payload: { grace_seconds: 0 } })
     const offboard = (slug: string) => t.app.inject({ method: 'DELETE', url: `/api/v1/organizations/${slug}`, headers: t.root, payload: { confirm_org_slug: slug } })
     const keyRows = async (slug: string) =>
       Number((await t.ctx.db.kysely.selectFrom('org_api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('org_slug', '=', slug).executeTakeFirstOrThrow()).n)
