@@ -50,9 +50,9 @@ describe('events connection (postgres)', { skip: needsPostgres() }, () => {
       assert.equal((await b.app.inject({ method: 'GET', url, headers: b.org(key) })).statusCode, 401, 'the missed revocation holds')
 
       // Over the new connection, a rotation on instance a evicts instance b's cache.
-      const key2 = (await a.app.inject({ method: 'POST', url: '/api/v1/organizations/bus-org/api-key/rotate', headers: a.root, payload: {} })).json().api_key as string
+      const key2 = (await a.app.inject({ method: 'POST', url: '/api/v1/organizations/bus-org/api-key/rotate', headers: a.root, payload: { grace_seconds: 0 } })).json().api_key as string
       assert.equal((await b.app.inject({ method: 'GET', url, headers: b.org(key2) })).statusCode, 200)
-      const key3 = (await a.app.inject({ method: 'POST', url: '/api/v1/organizations/bus-org/api-key/rotate', headers: a.root, payload: {} })).json().api_key as string
+      const key3 = (await a.app.inject({ method: 'POST', url: '/api/v1/organizations/bus-org/api-key/rotate', headers: a.root, payload: { grace_seconds: 0 } })).json().api_key as string
       assert.ok(key3)
       await eventually(async () => (await b.app.inject({ method: 'GET', url, headers: b.org(key2) })).statusCode === 401, 'the rotation to reach b')
     } finally {
