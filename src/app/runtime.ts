@@ -4,7 +4,7 @@
 import type { DestinationStream, Logger } from 'pino'
 import type { Config } from './config.js'
 import type { AppContext } from './context.js'
-import { openDatabase, openRateLimitPool, type Db } from '../core/db/database.js'
+import { openDatabase, type Db } from '../core/db/database.js'
 import { migrateToLatest } from '../core/db/migrate.js'
 import { systemClock, type Clock } from '../core/clock.js'
 import { createKms, type KmsProvider } from '../core/security/kms-encryption.js'
@@ -108,8 +108,6 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const auth = new AuthService(db.kysely, config.rootApiKey, bus, clock, config.auth, config.metricsToken)
     auth.start()
     closers.push(() => auth.stop())
-    const rateLimitPool = !config.redisUrl && db.pgUrl ? openRateLimitPool(db.pgUrl) : null
-    if (rateLimitPool) closers.push(() => rateLimitPool.end())
     const rateLimits = new RateLimits(
       config.redisUrl
         ? {
@@ -118,7 +116,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
             redisConnectTimeoutMs: config.rateLimitStore.redisConnectTimeoutMs,
             redisCommandTimeoutMs: config.rateLimitStore.redisCommandTimeoutMs,
           }
-        : rateLimitPool ? { kind: 'postgres', pgPool: rateLimitPool } : { kind: 'memory' },
+        : db.pgPool ? { kind: 'postgres', pgPool: db.pgPool } : { kind: 'memory' },
       {
         fallback: config.rateLimitStore.fallback,
         logger,

@@ -222,30 +222,6 @@ export interface OpenOptions {
   poolSize?: number
 }
 
-/**
- * The rate limiter's own PostgreSQL pool. Its counters commit with synchronous_commit=off: a commit
- * returns before its WAL reaches disk, so a request does not wait for a flush. A crash may lose the
- * last fraction of a second of counts, which only lets a client a few extra requests in that minute;
- * that is acceptable for rate limits and never used for quotas, whose admissions commit durably on
- * the main pool. A separate pool also keeps a burst of limiter writes from queueing API queries.
- */
-export function openRateLimitPool(databaseUrl: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: databaseUrl,
-    max,
-    connectionTimeoutMillis: 60_000,
-    statement_timeout: 30_000,
-    query_timeout: 30_000,
-    idleTimeoutMillis: 30_000,
-    options: '-c synchronous_commit=off',
-    types: pgTypes,
-  })
-  pool.on('error', () => {
-    /* surfaced by the next query */
-  })
-  return pool
-}
-
 export function openDatabase(opts: OpenOptions): Db {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({
