@@ -192,7 +192,13 @@ function sqliteDialect(path: string): Dialect {
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 60000')
     // Analyze what the planner lacks statistics for (SQLite never does on its own); maintenance repeats it.
-    db.pragma('optimize = 0x10002')
+    // Best effort: beside another process's write it can be told BUSY at once (a read upgrading to a
+    // write does not wait), and statistics are not worth failing a start for.
+    try {
+      db.pragma('optimize = 0x10002')
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err
+    }
     return db
   }
   return {

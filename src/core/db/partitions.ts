@@ -84,7 +84,11 @@ export async function deleteExpiredRows(db: Db, retentionDays: number, now = Dat
  */
 export async function refreshPlannerStatistics(db: Db): Promise<void> {
   if (db.dialect === 'sqlite') {
-    await sql`PRAGMA optimize`.execute(db.kysely)
+    try {
+      await sql`PRAGMA optimize`.execute(db.kysely)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err
+    }
     return
   }
   for (const table of PARTITIONED) await sql`ANALYZE ${sql.table(table)}`.execute(db.kysely)
