@@ -1,5 +1,7 @@
-// Versioned, forward-only migrations. Kysely's migrator takes a lock (a row lock on PostgreSQL,
-// the write lock on SQLite), so two processes starting at once apply each migration once.
+// Versioned, forward-only migrations. Two processes starting at once apply each migration once:
+// on PostgreSQL Kysely's migrator takes a row lock; on SQLite it takes none (it assumes one process),
+// so we hold an exclusive lock on a side file for the whole run (see withSqliteMigrationLock).
+import SqliteDatabase from 'better-sqlite3'
 import { Migrator, sql, type Migration, type MigrationProvider } from 'kysely'
 import type { Db } from './database.js'
 import { coreMigration } from './migrations/001_core.js'
@@ -49,10 +51,30 @@ export async function migrateToLatest(db: Db, now = Date.now()): Promise<{ appli
     // must still apply a later-landed 007 instead of refusing to start.
     allowUnorderedMigrations: true,
   })
-  const { error, results } = await migrator.migrateToLatest()
+  const { error, results } = await withSqliteMigrationLock(db, () => migrator.migrateToLatest())
   if (error) throw error instanceof Error ? error : new Error('migration failed')
   if (db.dialect === 'postgres') await ensurePartitions(db, now)
   return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) }
+}
+
+/**
+ * Kysely's SQLite adapter has no migration lock, and a second connection to the database itself cannot
+ * be the lock (it would block this process's own writes). An exclusive transaction on a side file is a
+ * cross-process mutex that the OS releases if the holder dies; waiters block up to busy_timeout.
+ */
+async function withSqliteMigrationLock<T>(db: Db, run: () => Promise<T>): Promise<T> {
+  if (db.dialect !== 'sqlite' || !db.sqlitePath || db.sqlitePath === ':memory:') return run()
+  const lock = new SqliteDatabase(`${db.sqlitePath}.migrate-lock`, { timeout: 120_000 })
+  try {
+    lock.exec('BEGIN EXCLUSIVE')
+    try {
+      return await run()
+    } finally {
+      lock.exec('COMMIT')
+    }
+  } finally {
+    lock.close()
+  }
 }
 
 /** Names of migrations not yet applied (read-only: creates no table on a fresh database). */
