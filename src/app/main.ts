@@ -44,8 +44,8 @@ export async function startServer(config: Config, opts: { workers?: boolean; sch
   return { app, runtime, config, stop }
 }
 
-export async function startBackground(runtime: Runtime, opts: { workers?: boolean; scheduler?: boolean }): Promise<void> {
-  runtime.ctx.engine?.start({ workers: opts.workers ?? true, scheduler: opts.scheduler ?? runtime.ctx.config.scheduler.enabled })
+export async function startBackground(runtime: Runtime, opts: { workers?: boolean; scheduler?: boolean; role?: 'serve' | 'worker' }): Promise<void> {
+  runtime.ctx.engine?.start({ workers: opts.workers ?? true, scheduler: opts.scheduler ?? runtime.ctx.config.scheduler.enabled, role: opts.role ?? 'serve' })
 }
 
 export async function stopBackground(runtime: Runtime, graceMs: number): Promise<void> {

@@ -30,7 +30,7 @@ export async function startWorker(config: Config, opts: { scheduler?: boolean } 
     await runtime.close()
     throw err
   }
-  await startBackground(runtime, { workers: true, scheduler: opts.scheduler ?? config.scheduler.enabled })
+  await startBackground(runtime, { workers: true, scheduler: opts.scheduler ?? config.scheduler.enabled, role: 'worker' })
   let stopping: Promise<void> | null = null
   const stop = () => {
     stopping ??= (async () => {

@@ -266,6 +266,7 @@ export function OrgDetail({ slug }: { slug: string }) {
 interface SystemData {
   database: { dialect: string; ok: boolean }
   queue: { pending: number; running: number }
+  processes: { process_id: string; role: string; host: string; pid: number; worker_slots: number; runs_in_flight: number; scheduler: boolean; started_at: string; last_seen_at: string }[]
   workers: { worker_id: string; lease_until: string; active_runs: number }[]
   this_process_workers: number
   rate_limits: { enabled: boolean; backend: string }
@@ -319,36 +320,83 @@ export function SystemHealth() {
               <p>{s.data.console_sessions} signed in</p>
             </li>
           </ul>
-          <h2>Workers holding a run now</h2>
-          <p class="muted">This server process runs {s.data.this_process_workers} in-process worker slot{s.data.this_process_workers === 1 ? '' : 's'}.</p>
-          {s.data.workers.length === 0 ? (
-            <Empty title="No worker holds a run right now">Workers appear here while they run something (seen through their run leases). Separate processes start with `tenantflow worker`.</Empty>
+          <h2>Processes seen in the last minute</h2>
+          {s.data.processes.length === 0 ? (
+            <Empty title="No process has checked in">Servers and workers report here every 15 seconds while they run. Start workers with `tenantflow worker`.</Empty>
           ) : (
             <div class="table-wrap">
-              <table>
+              <table data-testid="processes">
+                <caption class="sr-only">Processes seen in the last minute</caption>
                 <thead>
                   <tr>
-                    <th scope="col">Worker</th>
-                    <th scope="col">Lease until</th>
+                    <th scope="col">Process</th>
+                    <th scope="col">Role</th>
+                    <th scope="col">Host</th>
+                    <th scope="col" class="num">Worker slots</th>
                     <th scope="col" class="num">Running</th>
+                    <th scope="col">Started</th>
+                    <th scope="col">Last seen</th>
                   </tr>
                 </thead>
                 <tbody>
-                  {s.data.workers.map((w) => (
-                    <tr>
+                  {s.data.processes.map((p) => (
+                    <tr key={p.process_id}>
                       <td>
-                        <code>{w.worker_id}</code>
+                        <code>{p.process_id}</code>
                       </td>
                       <td>
-                        <Time iso={w.lease_until} />
+                        {p.role}
+                        {p.scheduler ? ' + scheduler' : ''}
                       </td>
-                      <td class="num">{w.active_runs}</td>
+                      <td>
+                        {p.host} <span class="muted">pid {p.pid}</span>
+                      </td>
+                      <td class="num">{p.worker_slots}</td>
+                      <td class="num">{p.runs_in_flight}</td>
+                      <td>
+                        <Time iso={p.started_at} />
+                      </td>
+                      <td>
+                        <Time iso={p.last_seen_at} />
+                      </td>
                     </tr>
                   ))}
                 </tbody>
               </table>
             </div>
           )}
+          {s.data.workers.some((w) => !s.data!.processes.some((p) => p.process_id === w.worker_id)) ? (
+            <>
+              <h2>Leases held by processes that stopped checking in</h2>
+              <p class="muted">The reaper hands these runs back once their lease lapses.</p>
+              <div class="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Worker</th>
+                      <th scope="col">Lease until</th>
+                      <th scope="col" class="num">Running</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {s.data.workers
+                      .filter((w) => !s.data!.processes.some((p) => p.process_id === w.worker_id))
+                      .map((w) => (
+                        <tr key={w.worker_id}>
+                          <td>
+                            <code>{w.worker_id}</code>
+                          </td>
+                          <td>
+                            <Time iso={w.lease_until} />
+                          </td>
+                          <td class="num">{w.active_runs}</td>
+                        </tr>
+                      ))}
+                  </tbody>
+                </table>
+              </div>
+            </>
+          ) : null}
           <p class="muted">
             Checked <Time iso={s.data.checked_at} />
           </p>

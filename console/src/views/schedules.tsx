@@ -17,13 +17,11 @@ export function Schedules({ org }: { org: string }) {
   const pages = useCursorStack()
   const list = useAsync(() => api<{ schedules: Schedule[]; next_cursor: string | null }>('GET', `/api/v1/scheduler/${enc(org)}/schedules${q({ limit: 20, cursor: pages.cursor })}`), [org, pages.cursor])
   const [actionError, setActionError] = useState<unknown>(null)
-  const [pauseUnsupported, setPauseUnsupported] = useState(false)
   const toggle = async (s: Schedule) => {
     setActionError(null)
     try {
       await api('PATCH', `/api/v1/scheduler/${enc(org)}/schedules/${enc(s.schedule_id)}`, { is_active: !s.is_active })
     } catch (err) {
-      if (err instanceof ApiFailure && (err.status === 404 || err.status === 405) && err.code !== 'NOT_FOUND') setPauseUnsupported(true)
       setActionError(err)
     }
     list.reload()
@@ -42,7 +40,6 @@ export function Schedules({ org }: { org: string }) {
       <PageHeader title="Schedules" />
       <CreateSchedule org={org} onCreated={() => (pages.reset(), list.reload())} />
       <ErrorBox error={list.error ?? actionError} />
-      {pauseUnsupported ? <p class="muted">This server cannot pause schedules yet; delete and re-create instead.</p> : null}
       {list.loading && !list.data ? <Loading /> : null}
       {list.data && list.data.schedules.length === 0 ? <Empty title="No schedules yet">Create one above to run a pipeline every day, hour or week.</Empty> : null}
       {list.data && list.data.schedules.length > 0 ? (
@@ -78,7 +75,7 @@ export function Schedules({ org }: { org: string }) {
                     <Badge value={s.is_active ? 'ACTIVE' : 'PAUSED'} />
                   </td>
                   <td class="actions">
-                    <button type="button" onClick={() => toggle(s)}>
+                    <button type="button" onClick={() => toggle(s)} aria-label={`${s.is_active ? 'Pause' : 'Resume'} ${s.name ?? s.pipeline_id}`}>
                       {s.is_active ? 'Pause' : 'Resume'}
                     </button>
                     <button type="button" class="danger" onClick={() => remove(s)}>
@@ -102,6 +99,7 @@ function CreateSchedule({ org, onCreated }: { org: string; onCreated: () => void
   const catalog = useAsync(() => api<{ pipelines: Template[] }>('GET', '/api/v1/pipelines'), [])
   const local = Intl.DateTimeFormat().resolvedOptions().timeZone
   const [pipeline, setPipeline] = useState('')
+  const [name, setName] = useState('')
   const [cron, setCron] = useState('0 6 * * *')
   const [tz, setTz] = useState(ZONES.includes(local) ? local : 'UTC')
   const [error, setError] = useState<unknown>(null)
@@ -111,7 +109,7 @@ function CreateSchedule({ org, onCreated }: { org: string; onCreated: () => void
     setError(null)
     setBusy(true)
     try {
-      await api('POST', `/api/v1/scheduler/${enc(org)}/schedules`, { pipeline_id: pipeline, cron: cron.trim(), timezone: tz })
+      await api('POST', `/api/v1/scheduler/${enc(org)}/schedules`, { pipeline_id: pipeline, cron: cron.trim(), timezone: tz, ...(name.trim() ? { name: name.trim() } : {}) })
       onCreated()
     } catch (err) {
       setError(err)
@@ -131,6 +129,11 @@ function CreateSchedule({ org, onCreated }: { org: string; onCreated: () => void
           ))}
         </select>
         {fe.pipeline_id ? <p class="field-error">{fe.pipeline_id}</p> : null}
+      </div>
+      <div class="field">
+        <label for="sch-name">Name (optional)</label>
+        <input id="sch-name" value={name} maxLength={100} onInput={(e) => setName(e.currentTarget.value)} aria-invalid={fe.name ? 'true' : undefined} />
+        {fe.name ? <p class="field-error">{fe.name}</p> : null}
       </div>
       <div class="field">
         <label for="sch-cron">Cron (min hour day month weekday)</label>

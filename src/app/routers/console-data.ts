@@ -9,6 +9,7 @@ import { Cursor, decodeCursor, encodeCursor, errorResponses, iso, OrgParams, Str
 import { openDatasetReader } from '../../core/datasets/index.js'
 import { requireOrgAuth } from '../dependencies/auth.js'
 import { utcDate } from '../../core/clock.js'
+import { recentProcesses } from '../../core/observability/process-registry.js'
 
 const DAY_MS = 86_400_000
 
@@ -60,6 +61,22 @@ const AuditEntry = Strict({
 const SystemResponse = Strict({
   database: Strict({ dialect: Type.String({ maxLength: 16 }), ok: Type.Boolean() }),
   queue: Strict({ pending: Type.Integer({ minimum: 0 }), running: Type.Integer({ minimum: 0 }) }),
+  /** Engine processes (serve, worker) that beat within the last minute, idle or busy. */
+  processes: Type.Array(
+    Strict({
+      process_id: Type.String({ maxLength: 200 }),
+      role: Type.String({ maxLength: 20 }),
+      host: Type.String({ maxLength: 200 }),
+      pid: Type.Integer({ minimum: 0 }),
+      worker_slots: Type.Integer({ minimum: 0 }),
+      runs_in_flight: Type.Integer({ minimum: 0 }),
+      scheduler: Type.Boolean(),
+      started_at: Type.String({ maxLength: 40 }),
+      last_seen_at: Type.String({ maxLength: 40 }),
+    }),
+    { maxItems: 100 },
+  ),
+  /** Owners of the runs running now, seen through their leases (a process that stopped beating but still holds a lease shows here). */
   workers: Type.Array(Strict({ worker_id: Type.String({ maxLength: 200 }), lease_until: Type.String({ maxLength: 40 }), active_runs: Type.Integer({ minimum: 0 }) }), { maxItems: 100 }),
   /** In-process workers this server was configured with (WORKER_CONCURRENCY; 0 = API only). */
   this_process_workers: Type.Integer({ minimum: 0 }),
@@ -231,6 +248,7 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
         .groupBy('lease_owner')
         .limit(100)
         .execute()
+      const processes = await recentProcesses(ctx.db, now)
       const aad = Buffer.from('tenantflow-console-kms-check')
       const probe = Buffer.alloc(32, 1)
       const kmsOk =
@@ -246,6 +264,7 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
       return {
         database: { dialect: ctx.db.dialect, ok: dbOk },
         queue: { pending: count('PENDING'), running: count('RUNNING') },
+        processes: processes.map((p) => ({ ...p, role: p.role.slice(0, 20), started_at: iso(p.started_at)!, last_seen_at: iso(p.last_seen_at)! })),
         workers: workers.map((w) => ({ worker_id: String(w.lease_owner).slice(0, 200), lease_until: iso(Number(w.last))!, active_runs: Number(w.active ?? 0) })),
         this_process_workers: ctx.config.workers.concurrency,
         rate_limits: { enabled: ctx.rateLimits.enabled, backend: ctx.config.redisUrl ? 'redis' : ctx.config.databaseUrl ? 'postgres' : 'memory' },

@@ -12,6 +12,7 @@ import { consoleSessionsMigration } from './migrations/008_console_sessions.js'
 import { runsMigration } from './migrations/007_runs.js'
 import { queryPlansMigration } from './migrations/009_query_plans.js'
 import { opRuntimeMigration } from './migrations/005_op_runtime.js'
+import { processesMigration } from './migrations/010_processes.js'
 import { ensurePartitions } from './partitions.js'
 
 function migrations(db: Db): Record<string, Migration> {
@@ -24,6 +25,7 @@ function migrations(db: Db): Record<string, Migration> {
     '007_runs': runsMigration(db.dialect),
     '009_query_plans': queryPlansMigration(db.dialect),
     '005_op_runtime': opRuntimeMigration(db.dialect),
+    '010_processes': processesMigration(db.dialect),
   }
 }
 

@@ -235,6 +235,20 @@ export interface Database {
   org_run_webhooks: OrgRunWebhooksTable
   tenantflow_kms_key_check: KmsKeyCheckTable
   org_egress_allowlist: OrgEgressAllowlistTable
+  tenantflow_processes: ProcessesTable
+}
+
+/** One row per running engine instance, refreshed on its heartbeat (see core/observability/process-registry.ts). */
+export interface ProcessesTable {
+  process_id: string
+  role: string
+  host: string
+  pid: number
+  worker_slots: number
+  runs_in_flight: number
+  scheduler: number
+  started_at: number
+  last_seen_at: number
 }
 
 /** The KMS key-check envelope (one row, id 'current'): the current KMS key must unwrap it at startup. */

@@ -16,6 +16,7 @@ import { Scheduler } from './scheduler.js'
 import { StepLogWriter } from './step-log-writer.js'
 import { TemplateCatalog } from './templates.js'
 import { Reaper, WorkerPool } from './worker.js'
+import { ProcessBeat } from '../observability/process-registry.js'
 
 /** How many times a run is started in total when its worker dies mid-run (1 = never retried). */
 export const DEFAULT_RUN_MAX_ATTEMPTS = 2
@@ -48,7 +49,8 @@ export interface Engine {
   metrics: EngineMetrics
   /** admitRun plus metrics, and an immediate poll by this process's workers when admitted. */
   admit(input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult>
-  start(opts: { workers: boolean; scheduler: boolean; maintenance?: boolean }): void
+  /** `role` names the process on the operators' health view (default 'serve'). */
+  start(opts: { workers: boolean; scheduler: boolean; maintenance?: boolean; role?: 'serve' | 'worker' }): void
   stop(deadlineMs: number): Promise<void>
   cancelRun(orgSlug: string, runId: string): Promise<CancelResult>
 }
@@ -112,6 +114,7 @@ export function createEngine(o: EngineOptions): Engine {
   )
   const maintenance = new Maintenance(o.db, o.clock, o.logger, { retentionDays: o.config.retentionDays })
   let started = { workers: false, scheduler: false, maintenance: false }
+  let beat: ProcessBeat | null = null
 
   return {
     catalog, workers, scheduler, reaper, maintenance, metrics,
@@ -132,8 +135,16 @@ export function createEngine(o: EngineOptions): Engine {
       reaper.start()
       if (started.scheduler) scheduler.start()
       if (started.maintenance) maintenance.start()
+      beat ??= new ProcessBeat(
+        o.db,
+        o.clock,
+        { processId: workers.workerId, role: opts.role ?? 'serve', workerSlots: started.workers ? w.concurrency : 0, scheduler: started.scheduler, runsInFlight: () => workers.activeRunIds().length },
+        (err) => o.logger.warn({ err_name: (err as Error)?.name }, 'process heartbeat failed'),
+      )
+      beat.start()
     },
     async stop(deadlineMs) {
+      await beat?.stop()
       await scheduler.stop()
       await workers.stop(deadlineMs)
       await reaper.stop()

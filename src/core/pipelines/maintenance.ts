@@ -7,6 +7,7 @@ import { deleteExpiredRows, dropExpiredPartitions, ensurePartitions, refreshPlan
 import { PeriodicTask } from './periodic.js'
 import { deleteExpiredRateLimitRows } from '../db/rate-limit-table.js'
 import type { EngineLogger } from './executor.js'
+import { forgetGoneProcesses } from '../observability/process-registry.js'
 
 const IDEMPOTENCY_BATCH = 1000
 const IDEMPOTENCY_MAX_BATCHES = 20
@@ -31,6 +32,7 @@ export interface MaintenanceResult {
   rowsDeleted: number
   idempotencyKeysDeleted: number
   rateLimitRowsDeleted: number
+  processRowsDeleted: number
 }
 
 /**
@@ -59,7 +61,8 @@ export async function runMaintenance(db: Db, retentionDays: number, now: number)
   await refreshPlannerStatistics(db)
   // The counters' expiry is wall-clock time (set by rate-limiter-flexible), not the engine clock.
   const rateLimitRowsDeleted = await deleteExpiredRateLimitRows(db, Date.now())
-  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted, rateLimitRowsDeleted }
+  const processRowsDeleted = await forgetGoneProcesses(db, now)
+  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted, rateLimitRowsDeleted, processRowsDeleted }
 }
 
 export class Maintenance {
@@ -75,7 +78,7 @@ export class Maintenance {
       opts.intervalMs ?? 3_600_000,
       async () => {
         const r = await runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
-        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted || r.rateLimitRowsDeleted) {
+        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted || r.rateLimitRowsDeleted || r.processRowsDeleted) {
           this.logger.info({ ...r }, 'maintenance pass')
         }
       },
