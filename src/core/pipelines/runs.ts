@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { OrgStepLogsTable, RunStatus } from '../db/schema.js'
-import { releaseInTransaction, releaseRun, type RunOutcome, type RunRow } from '../../app/dependencies/quota.js'
+import { releaseInTransaction, releaseRun, type RunOutcome, type RunRow } from '../orgs/admission.js'
 
 export type { RunRow }
 export type StepLogRow = OrgStepLogsTable
