@@ -7,7 +7,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 import { Agent, errors as undiciErrors } from 'undici'
-import type { Config } from '../../app/config.js'
+import type { Config } from '../config.js'
 import { EgressError, type EgressClient, type EgressRequest, type EgressResponse } from './types.js'
 
 export interface EgressOptions {

@@ -3,7 +3,7 @@
 // exist only inside the call that needs them: they are never cached, never put on long-lived objects,
 // and every decrypt leaves an audit row saying who, which credential and why.
 import { sql, type Kysely, type Transaction } from 'kysely'
-import type { Config } from '../../app/config.js'
+import type { Config } from '../config.js'
 import type { Db } from '../db/database.js'
 import type { Database, OrgIntegrationCredentialsTable } from '../db/schema.js'
 import type { EgressClient } from '../http/types.js'

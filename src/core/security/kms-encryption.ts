@@ -4,7 +4,7 @@
 // ciphertext copied to another org or row fails to decrypt. Plaintexts are returned to the caller
 // and never cached here.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import type { Config } from '../../app/config.js'
+import type { Config } from '../config.js'
 
 export interface KmsProvider {
   readonly name: 'local' | 'gcp'

@@ -1,5 +1,5 @@
 // The contract every integration provider module implements, and the sanitized outcome of a live check.
-import type { Config } from '../../../app/config.js'
+import type { Config } from '../../config.js'
 import type { EgressClient } from '../../http/types.js'
 import type { IntegrationProvider } from '../../processors/types.js'
 
