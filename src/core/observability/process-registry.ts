@@ -3,6 +3,7 @@
 // ones holding a run lease. A process that died stops beating and drops out of "recent".
 import { hostname } from 'node:os'
 import type { Db } from '../db/database.js'
+import type { ProcessesTable } from '../db/schema.js'
 import type { Clock } from '../clock.js'
 import { PeriodicTask } from '../pipelines/periodic.js'
 
@@ -20,17 +21,8 @@ export interface ProcessInfo {
   runsInFlight: () => number
 }
 
-export interface SeenProcess {
-  process_id: string
-  role: string
-  host: string
-  pid: number
-  worker_slots: number
-  runs_in_flight: number
-  scheduler: boolean
-  started_at: number
-  last_seen_at: number
-}
+/** A row as read back: counters as numbers, the scheduler flag as a boolean. */
+export type SeenProcess = Omit<ProcessesTable, 'scheduler'> & { scheduler: boolean }
 
 export class ProcessBeat {
   private readonly task: PeriodicTask
