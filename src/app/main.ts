@@ -46,6 +46,7 @@ export async function startServer(config: Config, opts: { workers?: boolean; sch
 
 export async function startBackground(runtime: Runtime, opts: { workers?: boolean; scheduler?: boolean; role?: 'serve' | 'worker' }): Promise<void> {
   runtime.ctx.engine?.start({ workers: opts.workers ?? true, scheduler: opts.scheduler ?? runtime.ctx.config.scheduler.enabled, role: opts.role ?? 'serve' })
+  await runtime.ctx.engine?.checkedIn()
 }
 
 export async function stopBackground(runtime: Runtime, graceMs: number): Promise<void> {

@@ -39,8 +39,10 @@ export class ProcessBeat {
     this.task = new PeriodicTask(intervalMs, () => this.beat(), onError)
   }
 
-  start(): void {
+  /** Starts beating; resolves once the first beat has been written (or has failed and been reported). */
+  start(): Promise<void> {
     this.task.start({ runNow: true })
+    return this.task.settled()
   }
 
   async beat(): Promise<void> {

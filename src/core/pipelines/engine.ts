@@ -51,6 +51,8 @@ export interface Engine {
   admit(input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult>
   /** `role` names the process on the operators' health view (default 'serve'). */
   start(opts: { workers: boolean; scheduler: boolean; maintenance?: boolean; role?: 'serve' | 'worker' }): void
+  /** Resolves once this process's first heartbeat row is written, so it is listed as soon as start returns. */
+  checkedIn(): Promise<void>
   stop(deadlineMs: number): Promise<void>
   cancelRun(orgSlug: string, runId: string): Promise<CancelResult>
 }
@@ -115,6 +117,7 @@ export function createEngine(o: EngineOptions): Engine {
   const maintenance = new Maintenance(o.db, o.clock, o.logger, { retentionDays: o.config.retentionDays })
   let started = { workers: false, scheduler: false, maintenance: false }
   let beat: ProcessBeat | null = null
+  let firstBeat: Promise<void> = Promise.resolve()
 
   return {
     catalog, workers, scheduler, reaper, maintenance, metrics,
@@ -141,8 +144,9 @@ export function createEngine(o: EngineOptions): Engine {
         { processId: workers.workerId, role: opts.role ?? 'serve', workerSlots: started.workers ? w.concurrency : 0, scheduler: started.scheduler, runsInFlight: () => workers.activeRunIds().length },
         (err) => o.logger.warn({ err_name: (err as Error)?.name }, 'process heartbeat failed'),
       )
-      beat.start()
+      firstBeat = beat.start()
     },
+    checkedIn: () => firstBeat,
     async stop(deadlineMs) {
       await beat?.stop()
       await scheduler.stop()

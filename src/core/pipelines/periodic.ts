@@ -23,6 +23,11 @@ export class PeriodicTask {
     if (!opts.keepAlive) this.timer.unref()
   }
 
+  /** Resolves when the pass in flight (if any) has finished; passes never reject (errors go to onError). */
+  async settled(): Promise<void> {
+    await this.busy
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
