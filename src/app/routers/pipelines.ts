@@ -292,6 +292,8 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
             triggered_by: actorOf(req),
             max_attempts: DEFAULT_RUN_MAX_ATTEMPTS,
             now,
+            // The trigger's audit row commits with the admission.
+            audit: { actor: actorOf(req), action: 'pipeline.triggered', details: { pipeline_id: template.id }, request_id: String(req.id) },
           },
           storeKey,
         )
@@ -308,13 +310,6 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
         throw new ApiError(result.code, { retryAfterSeconds: result.retryAfterSeconds })
       }
       const out = viewOf(result)
-      if (result.kind === 'admitted') {
-        await recordAudit(
-          ctx.db.kysely,
-          { org_slug: org, actor: actorOf(req), action: 'pipeline.triggered', resource_type: 'run', resource_id: result.run.run_id, details: { pipeline_id: template.id }, request_id: String(req.id) },
-          now,
-        )
-      }
       return reply.code(out.status).send(out.body)
     },
   )

@@ -2,11 +2,13 @@
 // org_run_slots row lock (FOR UPDATE on PostgreSQL; SQLite is serialized by BEGIN IMMEDIATE), so the
 // day, month and running counters are read and incremented under the same lock — never read-then-write.
 // Release is guarded by the run's slot_released flag, so it happens at most once per admitted run.
-import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely'
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely'
 import type { Db, DialectName } from '../db/database.js'
 import type { Database, OrgPipelineRunsTable } from '../db/schema.js'
 import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
 import { newId } from '../ids.js'
+import { AUDIT_COLUMN_NAMES, RUN_COLUMN_NAMES, SQLITE_ADMISSION } from './admission-sql.js'
+import { AdmissionQueue } from './admission-queue.js'
 
 export type RunRow = OrgPipelineRunsTable
 export type RefusalCode = 'DAILY_QUOTA_EXCEEDED' | 'MONTHLY_QUOTA_EXCEEDED' | 'CONCURRENT_LIMIT_EXCEEDED' | 'SUBSCRIPTION_INACTIVE'
@@ -22,6 +24,8 @@ export interface AdmitInput {
   schedule_id?: string | null
   max_attempts: number
   now: number
+  /** Written with the admitted run, in the same transaction (resource: the run). */
+  audit?: { actor: string; action: string; details?: Record<string, unknown>; request_id?: string | null }
 }
 
 export type AdmitResult =
@@ -49,108 +53,26 @@ function dayOrMonthRow(eb: ExpressionBuilder<Database, 'org_usage_quotas'>, day:
 
 const greatest = (dialect: DialectName) => (dialect === 'postgres' ? sql.raw('GREATEST') : sql.raw('MAX'))
 
-function subscriptionUsable(sub: { status: string; trial_end_at: number | null } | undefined, now: number): boolean {
-  if (!sub) return false
+function subscriptionUsable(sub: { status: string; trial_end_at: number | null }, now: number): boolean {
   if (sub.status === 'ACTIVE') return true
-  return sub.status === 'TRIAL' && (sub.trial_end_at === null || sub.trial_end_at > now)
+  return sub.status === 'TRIAL' && (sub.trial_end_at === null || Number(sub.trial_end_at) > now)
 }
 
-/** Creates the org's slot row and the day/month counter rows if missing (no "first run of the day fails"). */
-async function ensureCounterRows(trx: Kysely<Database>, org: string, day: string, month: string, now: number): Promise<void> {
-  await trx
-    .insertInto('org_usage_quotas')
-    .values([
-      { org_slug: org, period: 'day', period_start: day, runs_started: 0, runs_succeeded: 0, runs_failed: 0, updated_at: now },
-      { org_slug: org, period: 'month', period_start: month, runs_started: 0, runs_succeeded: 0, runs_failed: 0, updated_at: now },
-    ])
-    .onConflict((oc) => oc.columns(['org_slug', 'period', 'period_start']).doNothing())
-    .execute()
-}
-
-/** Locks the org's slot row (creating it on demand) and returns its running count. */
-async function lockSlots(trx: Kysely<Database>, dialect: DialectName, org: string, now: number): Promise<number> {
-  await trx
-    .insertInto('org_run_slots')
-    .values({ org_slug: org, running: 0, updated_at: now })
-    .onConflict((oc) => oc.column('org_slug').doNothing())
-    .execute()
-  let q = trx.selectFrom('org_run_slots').select('running').where('org_slug', '=', org).limit(1)
-  if (dialect === 'postgres') q = q.forUpdate()
-  const row = await q.executeTakeFirstOrThrow()
-  return Number(row.running)
-}
-
-/**
- * The admission decision, inside a caller's transaction (the scheduler advances its schedule in the
- * same transaction). Lock order everywhere: org_run_slots row, then the usage rows.
- */
-export async function admitInTransaction(trx: Transaction<Database>, dialect: DialectName, input: AdmitInput): Promise<AdmitResult> {
-  const { org_slug: org, now } = input
-  const day = utcDate(now)
-  const month = utcMonth(now)
-  const running = await lockSlots(trx, dialect, org, now)
-
-  const existing = await trx
-    .selectFrom('org_pipeline_runs')
-    .selectAll()
-    .where('org_slug', '=', org)
-    // Literal statuses (constants, not input) so both planners can use the partial dedup index.
-    .where(sql<boolean>`status IN ('PENDING', 'RUNNING')`)
-    .where('dedup_key', '=', input.dedup_key)
-    .orderBy('created_at', 'asc')
-    .limit(1)
-    .executeTakeFirst()
-  if (existing) return { kind: 'deduplicated', run: existing }
-
-  const sub = await trx
-    .selectFrom('org_subscriptions as s')
-    .innerJoin('org_profiles as p', 'p.org_slug', 's.org_slug')
-    .select(['s.status', 's.trial_end_at', 's.daily_limit', 's.monthly_limit', 's.concurrent_limit', 'p.status as org_status'])
-    .where('s.org_slug', '=', org)
-    .limit(1)
-    .executeTakeFirst()
-  if (!sub) {
-    // No such org (e.g. offboarded while this request was in flight): do not leave behind the slot row
-    // lockSlots just created, or onboarding the slug again would collide with it.
-    await trx.deleteFrom('org_run_slots').where('org_slug', '=', org).where('running', '=', 0).execute()
-    return { kind: 'refused', code: 'SUBSCRIPTION_INACTIVE', retryAfterSeconds: 0 }
-  }
-  if (sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) {
-    return { kind: 'refused', code: 'SUBSCRIPTION_INACTIVE', retryAfterSeconds: 0 }
-  }
-
-  await ensureCounterRows(trx, org, day, month, now)
-  const usage = await trx
-    .selectFrom('org_usage_quotas')
-    .select(['period', 'runs_started'])
-    .where('org_slug', '=', org)
-    .where((eb) => dayOrMonthRow(eb, day, month))
-    .limit(2)
-    .execute()
-  const dayCount = Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0)
-  const monthCount = Number(usage.find((u) => u.period === 'month')?.runs_started ?? 0)
-
+function refusal(code: RefusalCode, now: number): AdmitResult {
   // The binding limit is the one that lifts last: with both spent, a retry at midnight would be refused again.
-  if (monthCount >= sub.monthly_limit) return { kind: 'refused', code: 'MONTHLY_QUOTA_EXCEEDED', retryAfterSeconds: secondsUntilNextUtcMonth(now) }
-  if (dayCount >= sub.daily_limit) return { kind: 'refused', code: 'DAILY_QUOTA_EXCEEDED', retryAfterSeconds: secondsUntilNextUtcMidnight(now) }
-  if (running >= sub.concurrent_limit) return { kind: 'refused', code: 'CONCURRENT_LIMIT_EXCEEDED', retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS }
+  if (code === 'MONTHLY_QUOTA_EXCEEDED') return { kind: 'refused', code, retryAfterSeconds: secondsUntilNextUtcMonth(now) }
+  if (code === 'DAILY_QUOTA_EXCEEDED') return { kind: 'refused', code, retryAfterSeconds: secondsUntilNextUtcMidnight(now) }
+  if (code === 'CONCURRENT_LIMIT_EXCEEDED') return { kind: 'refused', code, retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS }
+  return { kind: 'refused', code, retryAfterSeconds: 0 }
+}
 
-  await trx
-    .updateTable('org_run_slots')
-    .set((eb) => ({ running: eb('running', '+', 1), updated_at: now }))
-    .where('org_slug', '=', org)
-    .execute()
-  await trx
-    .updateTable('org_usage_quotas')
-    .set((eb) => ({ runs_started: eb('runs_started', '+', 1), updated_at: now }))
-    .where('org_slug', '=', org)
-    .where((eb) => dayOrMonthRow(eb, day, month))
-    .execute()
-
-  const run: RunRow = {
+/** The PENDING run row an admission inserts. */
+function newRunRow(input: AdmitInput): RunRow {
+  const now = input.now
+  return {
     run_id: newId('run', now),
-    run_date: day,
-    org_slug: org,
+    run_date: utcDate(now),
+    org_slug: input.org_slug,
     pipeline_id: input.pipeline_id,
     status: 'PENDING',
     parameters: JSON.stringify(input.parameters),
@@ -173,20 +95,131 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
     slot_released: 0,
     outcome_counted: 0,
   }
-  await trx.insertInto('org_pipeline_runs').values(run).execute()
-  return { kind: 'admitted', run }
 }
 
-/** One atomic admission decision: dedup, limits, counters and the PENDING run row in one transaction. */
+function auditRow(input: AdmitInput, runId: string): Record<string, unknown> | null {
+  if (!input.audit) return null
+  return {
+    audit_id: newId('aud', input.now),
+    org_slug: input.org_slug,
+    actor: input.audit.actor,
+    action: input.audit.action,
+    resource_type: 'run',
+    resource_id: runId,
+    details: JSON.stringify(input.audit.details ?? {}),
+    request_id: input.audit.request_id ?? null,
+    created_at: input.now,
+  }
+}
+
+const run = async <R>(trx: Kysely<Database>, text: string, params: unknown[]): Promise<R[]> =>
+  (await trx.executeQuery<R>(CompiledQuery.raw(text, params))).rows
+
+/** SQLite: the decision as prepared statements; BEGIN IMMEDIATE already serializes writers. */
+async function admitSqlite(trx: Kysely<Database>, input: AdmitInput): Promise<AdmitResult> {
+  const q = SQLITE_ADMISSION
+  const { org_slug: org, now } = input
+  const day = utcDate(now)
+  const month = utcMonth(now)
+  await run(trx, q.ensureSlots, [org, now])
+  const running = Number((await run<{ running: number }>(trx, q.readSlots, [org]))[0]?.running ?? 0)
+  const existing = (await run<RunRow>(trx, q.dedup, [org, input.dedup_key]))[0]
+  if (existing) return { kind: 'deduplicated', run: existing }
+  const sub = (await run<{ status: string; trial_end_at: number | null; daily_limit: number; monthly_limit: number; concurrent_limit: number; org_status: string }>(trx, q.subscription, [org]))[0]
+  if (!sub) {
+    // No such org (e.g. offboarded while this request was in flight): leave no slot row behind, or
+    // onboarding the slug again would collide with it.
+    await run(trx, q.dropIdleSlots, [org])
+    return refusal('SUBSCRIPTION_INACTIVE', now)
+  }
+  if (sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) return refusal('SUBSCRIPTION_INACTIVE', now)
+  await run(trx, q.ensureCounters, [org, day, now, org, month, now])
+  const usage = await run<{ period: string; runs_started: number }>(trx, q.readCounters, [org, day, month])
+  const dayCount = Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0)
+  const monthCount = Number(usage.find((u) => u.period === 'month')?.runs_started ?? 0)
+  if (monthCount >= sub.monthly_limit) return refusal('MONTHLY_QUOTA_EXCEEDED', now)
+  if (dayCount >= sub.daily_limit) return refusal('DAILY_QUOTA_EXCEEDED', now)
+  if (running >= sub.concurrent_limit) return refusal('CONCURRENT_LIMIT_EXCEEDED', now)
+  await run(trx, q.takeSlot, [now, org])
+  await run(trx, q.countStart, [now, org, day, month])
+  const row = newRunRow(input)
+  await run(trx, q.insertRun, RUN_COLUMN_NAMES.map((c) => row[c as keyof RunRow]))
+  const audit = auditRow(input, row.run_id)
+  if (audit) await run(trx, q.insertAudit, AUDIT_COLUMN_NAMES.map((c) => audit[c]))
+  return { kind: 'admitted', run: row }
+}
+
+type PgDecision = { kind: 'admitted' | 'deduplicated'; run: RunRow } | { kind: 'refused'; code: RefusalCode }
+
+/** PostgreSQL: every decision of the batch in one call of tenantflow_admit (one round trip). */
+async function admitPostgres(db: Kysely<Database>, inputs: AdmitInput[]): Promise<AdmitResult[]> {
+  const items = inputs.map((input) => {
+    const row = newRunRow(input)
+    const audit = auditRow(input, row.run_id)
+    return {
+      org_slug: input.org_slug, now: input.now, day: row.run_date, month: utcMonth(input.now), run_id: row.run_id,
+      pipeline_id: row.pipeline_id, parameters: row.parameters, dedup_key: row.dedup_key, trigger_type: row.trigger_type,
+      triggered_by: row.triggered_by, schedule_id: row.schedule_id, max_attempts: row.max_attempts, audit,
+    }
+  })
+  const r = await sql<{ decisions: PgDecision[] }>`SELECT tenantflow_admit(${JSON.stringify(items)}::jsonb) AS decisions`.execute(db)
+  const decisions = r.rows[0]!.decisions
+  return decisions.map((d, i) => (d.kind === 'refused' ? refusal(d.code, inputs[i]!.now) : { kind: d.kind, run: d.run }))
+}
+
+/**
+ * The admission decision, inside a caller's transaction (the scheduler advances its schedule in the
+ * same transaction). Lock order everywhere: org_run_slots row, then the usage rows.
+ */
+export async function admitInTransaction(trx: Transaction<Database>, dialect: DialectName, input: AdmitInput): Promise<AdmitResult> {
+  return (await admitBatchInTransaction(trx, dialect, [input]))[0]!
+}
+
+/** Several decisions in order in one transaction (each sees the ones before it). */
+export async function admitBatchInTransaction(trx: Kysely<Database>, dialect: DialectName, inputs: AdmitInput[]): Promise<AdmitResult[]> {
+  if (inputs.length === 0) return []
+  if (dialect === 'postgres') return admitPostgres(trx, inputs)
+  const out: AdmitResult[] = []
+  for (const input of inputs) out.push(await admitSqlite(trx, input))
+  return out
+}
+
 /** Runs inside the admission transaction once a run is admitted or deduplicated; throwing rolls it back. */
 export type AdmitHook = (trx: Transaction<Database>, result: Exclude<AdmitResult, { kind: 'refused' }>) => Promise<void>
 
+/**
+ * One atomic admission decision: dedup, limits, counters, the PENDING run row (and its audit row) in
+ * one transaction. Concurrent calls for one org in this process are decided together (see
+ * admission-queue.ts): one transaction and, on PostgreSQL, one round trip for the whole group.
+ */
 export async function admitRun(db: Db, input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult> {
+  return admissionQueueOf(db).admit(input, onDecided)
+}
+
+const queues = new WeakMap<Db, AdmissionQueue>()
+function admissionQueueOf(db: Db): AdmissionQueue {
+  let q = queues.get(db)
+  if (!q) {
+    q = new AdmissionQueue((input, hook) => admitAlone(db, input, hook), (inputs) => admitGroup(db, inputs))
+    queues.set(db, q)
+  }
+  return q
+}
+
+/** One admission alone in its own transaction (what a group of one, or a call with a hook, runs). */
+export async function admitAlone(db: Db, input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult> {
+  if (db.dialect === 'postgres' && !onDecided) return (await admitPostgres(db.kysely, [input]))[0]!
   return db.kysely.transaction().execute(async (trx) => {
     const result = await admitInTransaction(trx, db.dialect, input)
     if (result.kind !== 'refused' && onDecided) await onDecided(trx, result)
     return result
   })
+}
+
+/** A group of hook-free admissions: one transaction (one statement on PostgreSQL, which is its own transaction). */
+export async function admitGroup(db: Db, inputs: AdmitInput[]): Promise<AdmitResult[]> {
+  if (db.dialect === 'postgres') return admitPostgres(db.kysely, inputs)
+  return db.kysely.transaction().execute((trx) => admitBatchInTransaction(trx, db.dialect, inputs))
 }
 
 /**

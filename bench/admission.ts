@@ -1,0 +1,123 @@
+// Admission part of `npm run bench`: admission decisions per second in-process (no HTTP), one hot
+// org, many concurrent callers, as the org's run history grows (10k / 100k / 1M runs). Shows the cost
+// of the decision itself and whether it stays flat with history. Embedded, and PostgreSQL with
+// BENCH_DATABASE_URL. Numbers, not assertions.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { sql } from 'kysely'
+import { openDatabase, type Db } from '../src/core/db/database.js'
+import { migrateToLatest } from '../src/core/db/migrate.js'
+import { admitRun } from '../src/core/orgs/admission.js'
+import { computeDedupKey } from '../src/core/pipelines/runs.js'
+
+const HISTORY = (process.env.BENCH_HISTORY ?? '10000,100000,1000000').split(',').map(Number)
+const CALLERS = Number(process.env.BENCH_ADMIT_CALLERS ?? 32)
+
+async function createOrg(db: Db, slug: string, now: number): Promise<void> {
+  await db.kysely
+    .insertInto('org_profiles')
+    .values({ org_slug: slug, company_name: 'Bench', admin_email: 'b@bench.example.com', status: 'ACTIVE', dataset_id: `org_${slug}`, created_at: now, updated_at: now })
+    .execute()
+  await db.kysely
+    .insertInto('org_subscriptions')
+    .values({
+      org_slug: slug, subscription_id: `sub_${slug}`, plan_name: 'ENTERPRISE', status: 'ACTIVE',
+      daily_limit: 1e9, monthly_limit: 1e9, concurrent_limit: 1e9,
+      requests_per_minute: 1e6, triggers_per_minute: 1e6, trial_end_at: null, created_at: now, updated_at: now,
+    })
+    .execute()
+}
+
+/** Adds finished runs to the org's history up to `total`, in set-based statements. */
+async function fillHistory(db: Db, slug: string, from: number, total: number, now: number): Promise<void> {
+  const chunk = 50_000
+  for (let start = from; start < total; start += chunk) {
+    const end = Math.min(total, start + chunk)
+    const series = db.dialect === 'postgres'
+      ? sql`SELECT g AS i FROM generate_series(CAST(${start} AS bigint), CAST(${end - 1} AS bigint)) AS g`
+      : sql`WITH RECURSIVE s(i) AS (SELECT ${start} UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ${end}) SELECT i FROM s`
+    // History spread over the last 30 days, every run finished.
+    await sql`
+      INSERT INTO org_pipeline_runs (run_id, run_date, org_slug, pipeline_id, status, parameters, dedup_key, trigger_type, triggered_by,
+        schedule_id, created_at, started_at, finished_at, duration_ms, error_code, error_message, attempt, max_attempts, available_at,
+        lease_owner, lease_expires_at, cancel_requested, slot_released, outcome_counted)
+      SELECT 'run_hist_' || CAST(i AS TEXT), ${new Date(now).toISOString().slice(0, 10)}, ${slug}, 'bench/noop/run', 'SUCCEEDED', '{}',
+        'hist_' || CAST(i AS TEXT), 'api', 'bench', NULL, CAST(${now} AS bigint) - i * 2, CAST(${now} AS bigint) - i * 2, CAST(${now} AS bigint) - i * 2 + 1, 1, NULL, NULL, 1, 1, CAST(${now} AS bigint) - i * 2,
+        NULL, NULL, 0, 1, 1
+      FROM (${series}) AS series`.execute(db.kysely)
+  }
+  if (db.dialect === 'postgres') await sql`ANALYZE org_pipeline_runs`.execute(db.kysely)
+  else await sql`PRAGMA optimize`.execute(db.kysely)
+}
+
+async function admissionsPerSecond(db: Db, slug: string, seconds: number, seq: { n: number }): Promise<number> {
+  const until = Date.now() + seconds * 1000
+  let done = 0
+  const caller = async () => {
+    while (Date.now() < until) {
+      const parameters = { n: seq.n++ }
+      const now = Date.now()
+      const r = await admitRun(db, {
+        org_slug: slug, pipeline_id: 'bench/noop/run', parameters, dedup_key: computeDedupKey('bench/noop/run', parameters),
+        trigger_type: 'api', triggered_by: 'bench', max_attempts: 1, now,
+      })
+      if (r.kind !== 'admitted') throw new Error(`unexpected ${r.kind}`)
+      done++
+    }
+  }
+  const started = Date.now()
+  await Promise.all(Array.from({ length: CALLERS }, caller))
+  return done / ((Date.now() - started) / 1000)
+}
+
+async function storeCase(databaseUrl: string | null, label: string, seconds: number): Promise<{ label: string; rates: number[] }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-admit-'))
+  const db = openDatabase({ databaseUrl, dataDir })
+  await migrateToLatest(db)
+  const slug = `bench-a-${Date.now().toString(36)}`
+  const now = Date.now()
+  await createOrg(db, slug, now)
+  const rates: number[] = []
+  const seq = { n: 0 }
+  let filled = 0
+  try {
+    for (const total of HISTORY) {
+      await fillHistory(db, slug, filled, total, now)
+      filled = total
+      await admissionsPerSecond(db, slug, 1, seq) // warm-up
+      rates.push(await admissionsPerSecond(db, slug, seconds, seq))
+    }
+  } finally {
+    if (databaseUrl) {
+      // A shared PostgreSQL database keeps what earlier runs left; remove this run's rows.
+      for (const t of ['org_pipeline_runs', 'org_usage_quotas', 'org_run_slots', 'org_subscriptions', 'org_profiles'] as const) {
+        await db.kysely.deleteFrom(t).where('org_slug', '=', slug).execute()
+      }
+    }
+    await db.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  return { label, rates }
+}
+
+export async function runAdmissionBench(opts: { duration: number }): Promise<void> {
+  const results = [await storeCase(null, 'embedded', opts.duration)]
+  if (process.env.BENCH_DATABASE_URL) results.push(await storeCase(process.env.BENCH_DATABASE_URL, 'postgres', opts.duration))
+  console.log(`\n| store | in-process admissions/s, one hot org, ${CALLERS} callers | ${HISTORY.map((h) => `${h.toLocaleString('en')} runs`).join(' | ')} | change first → last |`)
+  console.log(`|---|---|${HISTORY.map(() => '---:').join('|')}|---:|`)
+  for (const r of results) {
+    const change = (r.rates[r.rates.length - 1]! / r.rates[0]! - 1) * 100
+    console.log(`| ${r.label} | | ${r.rates.map((x) => x.toFixed(0)).join(' | ')} | ${change >= 0 ? '+' : ''}${change.toFixed(0)} % |`)
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runAdmissionBench({ duration: Number(process.env.BENCH_SECONDS ?? 5) }).then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err)
+      process.exit(1)
+    },
+  )
+}
