@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'n
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { heartbeatFor, LEASE_HEARTBEATS } from '../core/pipelines/lease.js'
-import type { Config, ConsoleConfig, Environment, HttpTransportConfig } from '../core/config.js'
+import type { BigQueryConfig, Config, ConsoleConfig, DatasetsConfig, Environment, HttpTransportConfig } from '../core/config.js'
+import { parseServiceAccount } from '../core/integrations/providers/gcp.js'
 
 export type { Config, ConsoleConfig, Environment, HttpTransportConfig }
 
@@ -332,6 +333,7 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     rateLimitStore: rateLimitStore(env),
     http: loadHttpTransportConfig(env),
     ...opsConfig(env),
+    datasets: datasetsConfig(env, Boolean(databaseUrl)),
   }
 }
 
@@ -392,4 +394,57 @@ function opsConfig(env: Env): Pick<Config, 'trustProxy' | 'metricsToken' | 'work
     workerHttpPort,
     rotationGraceSeconds: int(env, 'API_KEY_ROTATION_GRACE_SECONDS', 3600, 0, 86400),
   }
+}
+
+// ---- h-bq (issue 13): org datasets on BigQuery ----
+
+const BQ_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/
+const BQ_LOCATION = /^[A-Za-z][A-Za-z0-9-]{1,40}$/
+
+/** DATASET_BACKEND: sqlite | postgres (the system store's own, the default) or bigquery with its BIGQUERY_* settings. */
+function datasetsConfig(env: Env, postgres: boolean): DatasetsConfig {
+  const raw = (env.DATASET_BACKEND ?? '').trim().toLowerCase()
+  if (raw === '' || raw === 'system') return { backend: 'system', bigquery: null }
+  if (raw === 'sqlite' || raw === 'postgres') {
+    if ((raw === 'postgres') !== postgres) report(new ConfigError('DATASET_BACKEND', 'sqlite and postgres keep datasets next to the system tables: use the one DATABASE_URL selects, or bigquery'))
+    return { backend: 'system', bigquery: null }
+  }
+  if (raw !== 'bigquery') {
+    report(new ConfigError('DATASET_BACKEND', 'must be sqlite, postgres or bigquery'))
+    return { backend: 'system', bigquery: null }
+  }
+  return { backend: 'bigquery', bigquery: bigQueryConfig(env) }
+}
+
+function bigQueryConfig(env: Env): BigQueryConfig | null {
+  const project = (env.BIGQUERY_PROJECT ?? '').trim()
+  if (!BQ_PROJECT.test(project)) report(new ConfigError('BIGQUERY_PROJECT', 'must be set to a GCP project id when DATASET_BACKEND=bigquery'))
+  const location = (env.BIGQUERY_LOCATION ?? 'US').trim()
+  if (!BQ_LOCATION.test(location)) report(new ConfigError('BIGQUERY_LOCATION', 'must be a BigQuery location such as US, EU or europe-west1'))
+  const file = env.BIGQUERY_CREDENTIALS_FILE || ''
+  const inline = env.BIGQUERY_CREDENTIALS_JSON || ''
+  let credentialsJson = ''
+  if (file && inline) report(new ConfigError('BIGQUERY_CREDENTIALS_FILE', 'set either BIGQUERY_CREDENTIALS_FILE or BIGQUERY_CREDENTIALS_JSON, not both'))
+  else if (file) {
+    try {
+      credentialsJson = readFileSync(resolve(file), 'utf8')
+    } catch {
+      report(new ConfigError('BIGQUERY_CREDENTIALS_FILE', 'cannot be read'))
+    }
+  } else if (inline) credentialsJson = inline
+  else report(new ConfigError('BIGQUERY_CREDENTIALS_FILE', 'or BIGQUERY_CREDENTIALS_JSON must hold a service-account key when DATASET_BACKEND=bigquery'))
+  const credVar = file ? 'BIGQUERY_CREDENTIALS_FILE' : 'BIGQUERY_CREDENTIALS_JSON'
+  if (credentialsJson) {
+    try {
+      parseServiceAccount(credentialsJson)
+    } catch (err) {
+      // The parser names the failing field only, never a value.
+      report(new ConfigError(credVar, `is not a usable service-account key (${(err as { field?: string }).field ?? 'credential'})`))
+    }
+  }
+  const apiEndpoint = url(env, 'BIGQUERY_API_ENDPOINT', 'https://bigquery.googleapis.com', ['https:', 'http:'])!
+  const tokenUrl = url(env, 'BIGQUERY_TOKEN_URL', null, ['https:', 'http:'])
+  const maxBytesBilled = int(env, 'BIGQUERY_MAX_BYTES_BILLED', 10 * 1024 ** 3, 10 * 1024 ** 2, 2 ** 50)
+  const jobTimeoutMs = int(env, 'BIGQUERY_JOB_TIMEOUT_MS', 120_000, 1_000, 6 * 3_600_000)
+  return { project, location, credentialsJson, apiEndpoint, tokenUrl, maxBytesBilled, jobTimeoutMs }
 }

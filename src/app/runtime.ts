@@ -13,7 +13,7 @@ import { createLogger } from '../core/observability/logger.js'
 import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
 import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
-import { createDataset, dropDataset } from '../core/datasets/index.js'
+import { createBigQueryHome, createDataset, dropDataset, useBigQueryHome } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
 import { createEngine } from '../core/pipelines/engine.js'
 import { openDatasetWriter } from '../core/datasets/index.js'
@@ -25,6 +25,7 @@ import {
   type CredentialDeps,
 } from '../core/integrations/credentials.js'
 import { CredentialError } from '../core/integrations/errors.js'
+import { parseServiceAccount } from '../core/integrations/providers/gcp.js'
 import { KmsKeyMismatchError, requireKmsKeyCheck } from '../core/security/key-check.js'
 import { ProcessorError } from '../core/processors/types.js'
 import { ConfigError } from './config.js'
@@ -129,6 +130,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     closers.push(() => rateLimits.close())
     const egress = createEgressClient(egressOptionsFromConfig(config))
     closers.push(() => egress.close())
+    if (config.datasets.bigquery) {
+      // Org datasets live in BigQuery; the catalogue and every system table stay on this database.
+      pinSecret(config.datasets.bigquery.credentialsJson)
+      pinSecret(parseServiceAccount(config.datasets.bigquery.credentialsJson).private_key)
+      useBigQueryHome(db, createBigQueryHome(config.datasets.bigquery, egress))
+    }
     const processors = new ProcessorRegistry()
     const ctx: AppContext = {
       config,

@@ -54,6 +54,30 @@ export interface Config {
   workerHttpPort: number | null
   /** Default grace for the old key after `api-key/rotate` without `grace_seconds`. */
   rotationGraceSeconds: number
+  // ---- h-bq (issue 13): where org datasets live ----
+  datasets: DatasetsConfig
+}
+
+/** Org datasets: next to the system tables (SQLite file / PostgreSQL schema), or in BigQuery. */
+export interface DatasetsConfig {
+  backend: 'system' | 'bigquery'
+  bigquery: BigQueryConfig | null
+}
+
+export interface BigQueryConfig {
+  /** The platform's project that holds every org dataset (BIGQUERY_PROJECT). */
+  project: string
+  location: string
+  /** The service-account JSON key (from BIGQUERY_CREDENTIALS_FILE or _JSON). A secret: never logged. */
+  credentialsJson: string
+  /** `https://bigquery.googleapis.com` unless BIGQUERY_API_ENDPOINT (tests, private endpoints). */
+  apiEndpoint: string
+  /** OAuth token endpoint override (BIGQUERY_TOKEN_URL); null = the key's token_uri. */
+  tokenUrl: string | null
+  /** Every query job carries maximumBytesBilled: a bigger query fails instead of being billed. */
+  maxBytesBilled: number
+  /** configuration.jobTimeoutMs of every job, and how long the client waits for one. */
+  jobTimeoutMs: number
 }
 
 export interface HttpTransportConfig {

@@ -14,6 +14,8 @@ export type DatasetErrorCode =
   | 'SQL_PARAM_MISSING'
   | 'LIMIT_EXCEEDED'
   | 'QUERY_FAILED'
+  /** The warehouse (BigQuery) could not be reached or kept failing: retry later. */
+  | 'DATASET_UNAVAILABLE'
   /** The writer's fence closed (its step aborted, or its run lost its lease): nothing was written. */
   | 'WRITE_FENCED'
 

@@ -109,3 +109,29 @@ export function quoteSchema(schema: string): string {
 export function qualified(schema: string, table: string): string {
   return `${quoteSchema(schema)}.${quoteIdent(assertTableName(table))}`
 }
+
+// ---- BigQuery (issue 13) ----
+
+/**
+ * The BigQuery dataset of a dataset id: `ds_<slug>_<hex>` → `org_<slug>_<hex>`, one-to-one with the
+ * id (so as collision-proof as today's names). Only incarnation ids: legacy ids predate BigQuery homes.
+ */
+export function bigQueryDatasetOf(datasetId: string): string {
+  const id = assertDatasetId(datasetId)
+  if (!DATASET_ID.test(id)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid dataset id')
+  return `org_${id.slice(3)}`
+}
+
+const BQ_DATASET = /^org_[a-z0-9_]{1,40}_[0-9a-f]{16}$/
+
+/** Backtick-quotes a validated identifier (tables, columns, parameters never contain a backtick). */
+export function quoteBq(name: string): string {
+  if (!isIdentifier(name) && !BQ_DATASET.test(name)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid identifier')
+  return `\`${name}\``
+}
+
+/** `` `org_x`.`table` `` for BigQuery statements (the dataset from bigQueryDatasetOf, the table validated). */
+export function bqQualified(bqDataset: string, table: string): string {
+  if (!BQ_DATASET.test(bqDataset)) throw new DatasetError('INVALID_IDENTIFIER', 'invalid dataset id')
+  return `${quoteBq(bqDataset)}.${quoteBq(table)}`
+}

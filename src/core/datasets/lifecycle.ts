@@ -2,6 +2,8 @@
 // addressed by the dataset id of one org incarnation, never by the slug.
 import { rmSync } from 'node:fs'
 import type { Db } from '../db/database.js'
+import { createBigQueryDataset, dropBigQueryDataset } from './bigquery/dataset.js'
+import { bigQueryHomeOf } from './bigquery/home.js'
 import { deleteEntries } from './catalogue.js'
 import { DatasetError } from './errors.js'
 import { assertDatasetId, assertOrgSlug, newDatasetId, quoteSchema, schemaOfDataset } from './identifiers.js'
@@ -15,7 +17,10 @@ import type { DatasetBinding } from './types.js'
  */
 export async function createDataset(db: Db, dataDir: string, orgSlug: string, datasetId?: string): Promise<string> {
   const id = datasetId === undefined ? newDatasetId(assertOrgSlug(orgSlug)) : assertDatasetId(datasetId)
-  if (db.dialect === 'postgres') {
+  const bigquery = bigQueryHomeOf(db)
+  if (bigquery) {
+    await createBigQueryDataset(bigquery, assertOrgSlug(orgSlug), id)
+  } else if (db.dialect === 'postgres') {
     const schema = schemaOfDataset(id)
     try {
       await db.pgPool!.query(`CREATE SCHEMA ${quoteSchema(schema)}`)
@@ -35,7 +40,10 @@ export async function createDataset(db: Db, dataDir: string, orgSlug: string, da
 export async function dropDataset(db: Db, dataDir: string, ds: DatasetBinding): Promise<{ dropped: boolean; tables: number }> {
   const id = assertDatasetId(ds.datasetId)
   let dropped: boolean
-  if (db.dialect === 'postgres') {
+  const bigquery = bigQueryHomeOf(db)
+  if (bigquery) {
+    dropped = await dropBigQueryDataset(bigquery, id)
+  } else if (db.dialect === 'postgres') {
     const schema = schemaOfDataset(id)
     const r = await db.pgPool!.query('SELECT 1 FROM pg_namespace WHERE nspname = $1 LIMIT 1', [schema])
     dropped = r.rowCount === 1

@@ -143,3 +143,16 @@ export function decodeValue(type: ColumnType, v: unknown): unknown {
 export function specsEqual(a: TableSpec, b: TableSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b)
 }
+
+/** A spec may only grow: same key, same date column, existing columns unchanged, new columns nullable. Returns the new columns. */
+export function additiveColumns(old: TableSpec, next: TableSpec): ColumnSpec[] {
+  const conflict = () => new DatasetError('SCHEMA_CONFLICT', `table ${next.name} exists with an incompatible spec`)
+  if (JSON.stringify(old.naturalKey) !== JSON.stringify(next.naturalKey) || old.dateColumn !== next.dateColumn) throw conflict()
+  for (const c of old.columns) {
+    const n = next.columns.find((x) => x.name === c.name)
+    if (!n || n.type !== c.type || n.nullable !== c.nullable) throw conflict()
+  }
+  const added = next.columns.filter((c) => !old.columns.some((o) => o.name === c.name))
+  if (added.some((c) => !c.nullable)) throw conflict()
+  return added
+}

@@ -4,13 +4,15 @@
 // specs via quoteIdent(). A writer opened with a WriteFence writes nothing once the fence closes.
 import { createHash } from 'node:crypto'
 import type { Db, DialectName } from '../db/database.js'
+import { BigQueryDataset } from './bigquery/dataset.js'
+import { bigQueryHomeOf } from './bigquery/home.js'
 import { getEntry, listEntries, putEntry } from './catalogue.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { fenced, openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
 import { DatasetError } from './errors.js'
 import { assertDatasetId, assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
 import { bindNamed, checkSelect } from './select-check.js'
-import { columnDdlType, decodeValue, encodeValue, isValidDate, pgCast, specsEqual, validateTableSpec } from './spec.js'
+import { additiveColumns, columnDdlType, decodeValue, encodeValue, isValidDate, pgCast, specsEqual, validateTableSpec } from './spec.js'
 import type { DatasetBinding, DatasetReader, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec, WriteFence } from './types.js'
 
 export interface DatasetOptions {
@@ -134,14 +136,7 @@ class OrgDataset implements DatasetWriter {
 
   /** A spec may only grow: same key, same date column, existing columns unchanged, new columns nullable. */
   private additiveChanges(old: TableSpec, next: TableSpec): Stmt[] {
-    const conflict = () => new DatasetError('SCHEMA_CONFLICT', `table ${next.name} exists with an incompatible spec`)
-    if (JSON.stringify(old.naturalKey) !== JSON.stringify(next.naturalKey) || old.dateColumn !== next.dateColumn) throw conflict()
-    for (const c of old.columns) {
-      const n = next.columns.find((x) => x.name === c.name)
-      if (!n || n.type !== c.type || n.nullable !== c.nullable) throw conflict()
-    }
-    const added = next.columns.filter((c) => !old.columns.some((o) => o.name === c.name))
-    if (added.some((c) => !c.nullable)) throw conflict()
+    const added = additiveColumns(old, next)
     const ifNotExists = this.dialect === 'postgres' ? 'IF NOT EXISTS ' : ''
     return added.map((c) => ({
       text: `ALTER TABLE ${this.engine.tableRef(next.name)} ADD COLUMN ${ifNotExists}${quoteIdent(c.name)} ${columnDdlType(c.type, this.dialect)}`,
@@ -295,6 +290,8 @@ class OrgDataset implements DatasetWriter {
 
 /** A reader/writer bound to one dataset (engine steps get this as ctx.dataset). */
 export function openDatasetWriter(db: Db, dataDir: string, ds: DatasetBinding, opts: DatasetOptions = {}): DatasetWriter {
+  const bigquery = bigQueryHomeOf(db)
+  if (bigquery) return new BigQueryDataset(db, bigquery, { orgSlug: assertOrgSlug(ds.orgSlug), datasetId: assertDatasetId(ds.datasetId) }, opts)
   return new OrgDataset(db, dataDir, { orgSlug: assertOrgSlug(ds.orgSlug), datasetId: assertDatasetId(ds.datasetId) }, opts)
 }
 

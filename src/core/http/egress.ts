@@ -157,9 +157,11 @@ function hostOf(u: string | null): string[] {
 }
 
 /** Egress options from the app config: the allow-list is the configured hosts plus the provider hosts. */
-export function egressOptionsFromConfig(config: Pick<Config, 'providers' | 'egress' | 'environment'>): EgressOptions {
+export function egressOptionsFromConfig(config: Pick<Config, 'providers' | 'egress' | 'environment'> & Partial<Pick<Config, 'datasets'>>): EgressOptions {
   const p = config.providers
+  const bq = config.datasets?.bigquery
   const providerHosts = [
+    ...hostOf(bq?.apiEndpoint ?? null), ...hostOf(bq?.tokenUrl ?? null),
     ...hostOf(p.openaiBaseUrl), ...hostOf(p.anthropicBaseUrl), ...hostOf(p.gcpApiBaseUrl),
     ...hostOf(p.gcpTokenUri), ...hostOf(p.bigqueryBaseUrl), 'oauth2.googleapis.com', 'bigquery.googleapis.com', 'cloudbilling.googleapis.com',
   ]
