@@ -91,6 +91,8 @@ export interface FakeBigQuery {
   bytesProcessed: number
   /** Answer the next `count` matching calls with this error. */
   fail(count: number, failure: Failure): void
+  /** Drop every injected failure not yet used. */
+  clearFailures(): void
   datasetNames(): string[]
   dataset(name: string): { tables: Map<string, Table>; labels: Record<string, string>; location: string } | undefined
   /** Every staging table ever created, with its expirationTime. */
@@ -207,6 +209,9 @@ export async function startFakeBigQuery(opts: { project?: string; location?: str
     stagingTables: [],
     fail(count, failure) {
       failures.push({ ...failure, left: count })
+    },
+    clearFailures() {
+      failures.length = 0
     },
     datasetNames: () => [...datasets.keys()].sort(),
     dataset: (name) => datasets.get(name),

@@ -11,6 +11,13 @@ const TOKEN_TIMEOUT_MS = 15_000
 const REFRESH_BEFORE_MS = 60_000
 const MAX_TOKEN_BYTES = 64 * 1024
 
+/** The token endpoint refused the key (4xx): retrying cannot help. */
+export class TokenRefusedError extends DatasetError {
+  constructor(status: number) {
+    super('DATASET_UNAVAILABLE', `bigquery credential refused by the token endpoint (HTTP ${status})`)
+  }
+}
+
 export interface TokenSource {
   /** A valid access token; DATASET_UNAVAILABLE when the endpoint cannot be reached or refuses the key. */
   token(signal?: AbortSignal): Promise<string>
@@ -45,7 +52,8 @@ export function serviceAccountTokenSource(opts: {
       if (signal?.aborted) throw err
       throw new DatasetError('DATASET_UNAVAILABLE', 'bigquery token endpoint unreachable')
     }
-    if (res.status !== 200) throw new DatasetError('DATASET_UNAVAILABLE', `bigquery token exchange refused (HTTP ${res.status})`)
+    if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new TokenRefusedError(res.status)
+    if (res.status !== 200) throw new DatasetError('DATASET_UNAVAILABLE', `bigquery token endpoint failed (HTTP ${res.status})`)
     let parsed: { access_token?: unknown; expires_in?: unknown }
     try {
       parsed = res.json()

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { EgressClient, EgressResponse } from '../../http/types.js'
 import { EgressError } from '../../http/types.js'
 import { DatasetError, type DatasetErrorCode } from '../errors.js'
-import type { TokenSource } from './auth.js'
+import { TokenRefusedError, type TokenSource } from './auth.js'
 
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504])
 const RETRY_REASONS = new Set(['rateLimitExceeded', 'backendError', 'internalError'])
@@ -183,7 +183,7 @@ export class BigQueryClient {
         if (!retryable(failure)) throw mapFailure(failure, opts)
       } catch (err) {
         if (err instanceof DatasetError) {
-          if (err.code !== 'DATASET_UNAVAILABLE' || failure) throw err
+          if (err.code !== 'DATASET_UNAVAILABLE' || failure || err instanceof TokenRefusedError) throw err
           failure = { status: 0, reason: null }
         } else if (err instanceof EgressError) {
           if (err.code === 'ABORTED' || opts.signal?.aborted) throw new DatasetError('WRITE_FENCED', 'bigquery call stopped: the step was stopped or its run no longer holds its lease')
