@@ -14,11 +14,16 @@ import {
   RateLimiterPostgres,
   RateLimiterRedis,
   RateLimiterRes,
-  type RateLimiterAbstract,
 } from 'rate-limiter-flexible'
 import type { Logger } from 'pino'
 import { ApiError, type ErrorCode } from '../errors.js'
 import { RATE_LIMIT_TABLE } from '../../core/db/rate-limit-table.js'
+import { PgBlockLimiter } from './pg-block-limiter.js'
+
+/** What a limit needs: one point, resolved with what is left or rejected with a RateLimiterRes. */
+interface Limiter {
+  consume(key: string, points?: number): Promise<RateLimiterRes>
+}
 
 export type LimitKind = 'org' | 'trigger' | 'ip' | 'auth_fail' | 'global'
 
@@ -80,7 +85,7 @@ function storeFailureReason(store: RateLimitStore['kind'], err: unknown): string
 }
 
 export class RateLimits {
-  private readonly limiters = new Map<string, RateLimiterAbstract>()
+  private readonly limiters = new Map<string, Limiter>()
   private readonly fallbacks = new Map<string, RateLimiterMemory>()
   private redis: Redis | null = null
   private tableReady: Promise<void> | null = null
@@ -166,19 +171,20 @@ export class RateLimits {
     return this.opts.enabled
   }
 
-  private async limiter(kind: LimitKind, points: number): Promise<RateLimiterAbstract> {
+  private async limiter(kind: LimitKind, points: number): Promise<Limiter> {
     const name = `${kind}:${points}`
     const existing = this.limiters.get(name)
     if (existing) return existing
     const base = { points, duration: 60, keyPrefix: `tf_${kind}_${points}` }
-    let l: RateLimiterAbstract
+    let l: Limiter
     // No insurance limiter: a store failure is handled (logged, reported, fallback) in consume().
     if (this.redis) {
       l = new RateLimiterRedis({ ...base, storeClient: this.redis })
     } else if (this.store.kind === 'postgres' && this.store.pgPool) {
       const pool = this.store.pgPool
       await this.ensureTable(pool, base)
-      l = new RateLimiterPostgres({ ...base, storeClient: pool, tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false })
+      // Points are reserved in blocks, so a busy org costs one write per block, not one per request.
+      l = new PgBlockLimiter(pool, points, base.keyPrefix, TABLE)
     } else {
       l = new RateLimiterMemory(base)
     }
