@@ -9,7 +9,7 @@ import { sql } from 'kysely'
 import { openDatabase, type Db } from '../src/core/db/database.js'
 import { migrateToLatest } from '../src/core/db/migrate.js'
 import { admitRun } from '../src/core/orgs/admission.js'
-import { computeDedupKey } from '../src/core/pipelines/runs.js'
+import { computeDedupKey, getRun, listRuns, listStepLogs } from '../src/core/pipelines/runs.js'
 
 const HISTORY = (process.env.BENCH_HISTORY ?? '10000,100000,1000000').split(',').map(Number)
 const CALLERS = Number(process.env.BENCH_ADMIT_CALLERS ?? 32)
@@ -47,8 +47,42 @@ async function fillHistory(db: Db, slug: string, from: number, total: number, no
         NULL, NULL, 0, 1, 1
       FROM (${series}) AS series`.execute(db.kysely)
   }
+  if (from === 0) {
+    // Five step rows for each of the first 1,000 runs, for the steps route.
+    const steps = db.dialect === 'postgres'
+      ? sql`SELECT g AS i FROM generate_series(CAST(0 AS bigint), CAST(4999 AS bigint)) AS g`
+      : sql`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < 5000) SELECT i FROM s`
+    await sql`
+      INSERT INTO org_step_logs (log_id, log_date, run_id, org_slug, step_id, processor, attempt, status, started_at, finished_at,
+        duration_ms, rows_processed, error_code, error_message, result)
+      SELECT 'log_hist_' || CAST(i AS TEXT), ${new Date(now).toISOString().slice(0, 10)}, 'run_hist_' || CAST(i / 5 AS TEXT), ${slug},
+        'step' || CAST(i % 5 AS TEXT), 'bench.noop', 1, 'COMPLETED', CAST(${now} AS bigint) - i, CAST(${now} AS bigint) - i + 1, 1, 10, NULL, NULL, '{}'
+      FROM (${steps}) AS series`.execute(db.kysely)
+  }
   if (db.dialect === 'postgres') await sql`ANALYZE org_pipeline_runs`.execute(db.kysely)
   else await sql`PRAGMA optimize`.execute(db.kysely)
+}
+
+/** p99 in ms of each read the run views make, over 300 calls at random places in the history. */
+async function readLatencies(db: Db, slug: string, total: number): Promise<{ detail: number; steps: number; deep: number }> {
+  const now = Date.now()
+  const time = async (f: (i: number) => Promise<unknown>) => {
+    const samples: number[] = []
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now()
+      await f(i)
+      samples.push(performance.now() - t0)
+    }
+    samples.sort((a, b) => a - b)
+    return samples[Math.floor(samples.length * 0.99)]!
+  }
+  const pick = (i: number) => Math.floor(((i * 7919) % 300) / 300 * total)
+  return {
+    detail: await time((i) => getRun(db, slug, `run_hist_${pick(i)}`)),
+    steps: await time((i) => listStepLogs(db, slug, `run_hist_${i % 1000}`, { limit: 100 })),
+    // A page deep in the history: the keyset position of a run far from the newest.
+    deep: await time((i) => listRuns(db, slug, { limit: 50, after: { created_at: now - pick(i) * 2, run_id: `run_hist_${pick(i)}` } })),
+  }
 }
 
 async function admissionsPerSecond(db: Db, slug: string, seconds: number, seq: { n: number }): Promise<number> {
@@ -71,7 +105,13 @@ async function admissionsPerSecond(db: Db, slug: string, seconds: number, seq: {
   return done / ((Date.now() - started) / 1000)
 }
 
-async function storeCase(databaseUrl: string | null, label: string, seconds: number): Promise<{ label: string; rates: number[] }> {
+interface StoreResult {
+  label: string
+  rates: number[]
+  reads: { detail: number; steps: number; deep: number }[]
+}
+
+async function storeCase(databaseUrl: string | null, label: string, seconds: number): Promise<StoreResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-admit-'))
   const db = openDatabase({ databaseUrl, dataDir })
   await migrateToLatest(db)
@@ -79,6 +119,7 @@ async function storeCase(databaseUrl: string | null, label: string, seconds: num
   const now = Date.now()
   await createOrg(db, slug, now)
   const rates: number[] = []
+  const reads: StoreResult['reads'] = []
   const seq = { n: 0 }
   let filled = 0
   try {
@@ -87,18 +128,19 @@ async function storeCase(databaseUrl: string | null, label: string, seconds: num
       filled = total
       await admissionsPerSecond(db, slug, 1, seq) // warm-up
       rates.push(await admissionsPerSecond(db, slug, seconds, seq))
+      reads.push(await readLatencies(db, slug, total))
     }
   } finally {
     if (databaseUrl) {
       // A shared PostgreSQL database keeps what earlier runs left; remove this run's rows.
-      for (const t of ['org_pipeline_runs', 'org_usage_quotas', 'org_run_slots', 'org_subscriptions', 'org_profiles'] as const) {
+      for (const t of ['org_step_logs', 'org_pipeline_runs', 'org_usage_quotas', 'org_run_slots', 'org_subscriptions', 'org_profiles'] as const) {
         await db.kysely.deleteFrom(t).where('org_slug', '=', slug).execute()
       }
     }
     await db.close()
     rmSync(dataDir, { recursive: true, force: true })
   }
-  return { label, rates }
+  return { label, rates, reads }
 }
 
 export async function runAdmissionBench(opts: { duration: number }): Promise<void> {
@@ -109,6 +151,11 @@ export async function runAdmissionBench(opts: { duration: number }): Promise<voi
   for (const r of results) {
     const change = (r.rates[r.rates.length - 1]! / r.rates[0]! - 1) * 100
     console.log(`| ${r.label} | | ${r.rates.map((x) => x.toFixed(0)).join(' | ')} | ${change >= 0 ? '+' : ''}${change.toFixed(0)} % |`)
+  }
+  console.log(`\n| store | in-process read p99 ms (run detail / steps / deep runs page) | ${HISTORY.map((h) => `${h.toLocaleString('en')} runs`).join(' | ')} |`)
+  console.log(`|---|---|${HISTORY.map(() => '---').join('|')}|`)
+  for (const r of results) {
+    console.log(`| ${r.label} | | ${r.reads.map((x) => `${x.detail.toFixed(2)} / ${x.steps.toFixed(2)} / ${x.deep.toFixed(2)}`).join(' | ')} |`)
   }
 }
 

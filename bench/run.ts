@@ -10,6 +10,7 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import { runEngineBench } from './engine.js'
+import { startFastApi } from './fastapi.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -91,6 +92,16 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   const results: Result[] = []
   results.push(await hammer(`bare Fastify route, same JSON`, `http://127.0.0.1:${barePort}/quota`))
   results.push(await hammer(`GET quota, cached org key (${label})`, `http://127.0.0.1:${port}${path}`, { 'x-api-key': apiKey }))
+  if (!databaseUrl) {
+    const fastapi = await startFastApi(body, apiKey)
+    if (fastapi) {
+      try {
+        results.push(await hammer('FastAPI + uvicorn, trivial key check, same JSON', `${fastapi.url}/quota`, { 'x-api-key': apiKey }))
+      } finally {
+        await fastapi.stop()
+      }
+    }
+  }
   results.push(await hammer(`bare Fastify route, catalogue JSON`, `http://127.0.0.1:${barePort}/pipelines`))
   results.push(await hammer(`GET pipelines catalogue, cached org key, no DB read (${label})`, `http://127.0.0.1:${port}/api/v1/pipelines`, { 'x-api-key': catalogueKey }))
   if (!databaseUrl) {
@@ -107,6 +118,8 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   rmSync(dataDir, { recursive: true, force: true })
   return results
 }
+
+const byName = (rs: Result[], prefix: string): Result => rs.find((r) => r.name.startsWith(prefix))!
 
 interface Goal {
   name: string
@@ -128,20 +141,25 @@ async function main(): Promise<void> {
   all.push(...embedded)
   const goals: Goal[] = [
     { name: 'GET quota (fresh counters) / bare Fastify, embedded', ratio: embedded[1]!.rps / embedded[0]!.rps, goal: 0.6 },
-    { name: 'guard-only route / bare Fastify, embedded', ratio: embedded[3]!.rps / embedded[2]!.rps, goal: 0.8 },
+    { name: 'guard-only route / bare Fastify, embedded', ratio: byName(embedded, 'GET pipelines').rps / byName(embedded, 'bare Fastify route, catalogue').rps, goal: 0.8 },
   ]
-  for (let i = 4; i + 1 < embedded.length; i += 2) {
-    goals.push({ name: `GET quota / bare at ${embedded[i + 1]!.name.split(', ').pop()}`, ratio: embedded[i + 1]!.rps / embedded[i]!.rps, goal: 0.6 })
+  const fastapi = embedded.find((r) => r.name.startsWith('FastAPI'))
+  if (fastapi) goals.push({ name: 'GET quota / FastAPI trivial key check, embedded', ratio: embedded[1]!.rps / fastapi.rps, goal: 2 })
+  else console.log('FastAPI comparison skipped: install python3-fastapi and python3-uvicorn (Debian) to run it.')
+  const curve = embedded.filter((r) => !r.name.startsWith('FastAPI'))
+  for (let i = 4; i + 1 < curve.length; i += 2) {
+    goals.push({ name: `GET quota / bare at ${curve[i + 1]!.name.split(', ').pop()}`, ratio: curve[i + 1]!.rps / curve[i]!.rps, goal: 0.6 })
   }
   if (process.env.BENCH_DATABASE_URL) {
     const pg = await authBench(process.env.BENCH_DATABASE_URL, 'postgres')
-    all.push(pg[1]!, pg[3]!)
+    all.push(byName(pg, 'GET quota'), byName(pg, 'GET pipelines'))
   }
   print(all)
   const engine = await runEngineBench({ duration: DURATION })
   const bare = await barePostRate()
   goals.push({ name: 'trigger → 202 / bare Fastify POST, embedded', ratio: engine.embeddedAdmissionsPerSec / bare, goal: 0.25 })
   printGoals(goals)
+  if (process.env.BENCH_ADMISSION !== '0') await (await import('./admission.js')).runAdmissionBench({ duration: DURATION })
   await (await import('./timing.js')).runTimingBench() // h-timing: scheduler lateness (issue 8 item 6)
 }
 
