@@ -5,6 +5,8 @@ export interface Problem {
   code: string
   title?: string
   detail?: string
+  /** A machine-readable why (CREDENTIAL_REJECTED: UNAUTHORIZED, TIMEOUT, ...). */
+  reason?: string
   errors?: { path: string; message?: string }[]
 }
 

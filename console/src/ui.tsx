@@ -52,6 +52,12 @@ export function ErrorBox({ error }: { error: unknown }) {
   return (
     <div class="error-box" role="alert">
       <strong>{codeTitle(code)}</strong> <code>{code}</code>
+      {f?.problem.reason ? (
+        <span class="error-reason">
+          {' '}
+          ({codeTitle(f.problem.reason)}, <code>{f.problem.reason}</code>)
+        </span>
+      ) : null}
       {f?.problem.detail ? <span> — {f.problem.detail}</span> : null}
     </div>
   )

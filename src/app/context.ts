@@ -10,6 +10,7 @@ import type { KmsProvider } from '../core/security/kms-encryption.js'
 import type { HttpMetrics } from '../core/observability/metrics.js'
 import type { EventBus } from '../core/events/bus.js'
 import type { EgressClient } from '../core/http/types.js'
+import type { OrgEgressHosts } from '../core/http/egress-allowlist.js'
 import type { ProcessorRegistry } from '../core/processors/registry.js'
 import type { Engine } from '../core/pipelines/engine.js'
 import type { AuthService } from './dependencies/auth.js'
@@ -43,6 +44,8 @@ export interface AppContext {
   /** Console sessions; null when CONSOLE_ENABLED is false. */
   sessions: SessionService | null
   egress: EgressClient
+  /** Per-org egress allow-lists (root-managed), cached here and evicted through the bus. */
+  egressHosts: OrgEgressHosts
   processors: ProcessorRegistry
   datasets: DatasetAdmin
   credentials: CredentialAdmin

@@ -11,6 +11,7 @@ export const STANDARD_DETAIL: Record<number, string> = {
   413: 'Invalid request format',
   414: 'Invalid request format',
   415: 'Invalid request format',
+  422: 'Invalid request format',
   429: 'Rate limit exceeded',
   431: 'Invalid request format',
   500: 'Internal error. Check server logs.',
@@ -30,6 +31,7 @@ export const ERROR_CODES = {
   CREDENTIAL_PENDING: 400,
   INVALID_PARAMETERS: 400,
   INVALID_CREDENTIAL_FORMAT: 400,
+  DESTINATION_NOT_ALLOWED: 400,
   INVALID_TEMPLATE: 400,
   INVALID_CURSOR: 400,
   SCHEDULE_INTERVAL_TOO_SHORT: 400,
@@ -39,6 +41,7 @@ export const ERROR_CODES = {
   URI_TOO_LONG: 414,
   HEADERS_TOO_LARGE: 431,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  CREDENTIAL_REJECTED: 422,
   METHOD_NOT_ALLOWED: 405,
   MISSING_API_KEY: 401,
   INVALID_API_KEY: 401,
@@ -94,6 +97,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   CREDENTIAL_PENDING: 'Credential is PENDING validation',
   INVALID_PARAMETERS: 'Pipeline parameters are invalid',
   INVALID_CREDENTIAL_FORMAT: 'Credential format is invalid',
+  DESTINATION_NOT_ALLOWED: 'Destination not allowed by egress policy',
   INVALID_TEMPLATE: 'Pipeline template is invalid',
   INVALID_CURSOR: 'Pagination cursor is invalid',
   SCHEDULE_INTERVAL_TOO_SHORT: 'Schedule fires more often than the plan allows',
@@ -103,6 +107,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   URI_TOO_LONG: 'Request URL too long',
   HEADERS_TOO_LARGE: 'Request headers too large',
   UNSUPPORTED_MEDIA_TYPE: 'Content type not supported',
+  CREDENTIAL_REJECTED: 'Credential rejected by the provider',
   METHOD_NOT_ALLOWED: 'Method not allowed',
   MISSING_API_KEY: 'API key missing',
   INVALID_API_KEY: 'API key invalid or inactive',
@@ -154,6 +159,8 @@ export interface ApiErrorOptions {
   fields?: (string | FieldError)[]
   retryAfterSeconds?: number
   headers?: Record<string, string>
+  /** A sanitized machine-readable reason (e.g. the provider verdict `UNAUTHORIZED` of CREDENTIAL_REJECTED). */
+  reason?: string
 }
 
 export class ApiError extends Error {
@@ -175,11 +182,12 @@ export interface Problem {
   detail: string
   code: string
   request_id: string
+  reason?: string
   errors?: FieldError[]
 }
 
 /** Builds the problem+json body for a catalogue code (status, title and detail all come from the catalogue). */
-export function problem(code: ErrorCode, requestId: string, fields?: (string | FieldError)[]): Problem {
+export function problem(code: ErrorCode, requestId: string, fields?: (string | FieldError)[], reason?: string): Problem {
   const status = ERROR_CODES[code]
   const body: Problem = {
     type: `https://tenantflow.dev/problems/${code.toLowerCase().replace(/_/g, '-')}`,
@@ -189,6 +197,7 @@ export function problem(code: ErrorCode, requestId: string, fields?: (string | F
     code,
     request_id: requestId,
   }
+  if (reason) body.reason = reason.slice(0, 32)
   if (fields && fields.length > 0) {
     body.errors = fields.slice(0, MAX_FIELD_ERRORS).map((f) => {
       const e = typeof f === 'string' ? { path: f, message: DEFAULT_FIELD_MESSAGE } : f

@@ -12,6 +12,7 @@ import { createMetrics } from '../core/observability/metrics.js'
 import { createLogger } from '../core/observability/logger.js'
 import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
 import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
+import { OrgEgressHosts, orgEgressClient } from '../core/http/egress-allowlist.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
 import { createBigQueryHome, createDataset, dropDataset, useBigQueryHome } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
@@ -20,7 +21,7 @@ import { openDatasetWriter } from '../core/datasets/index.js'
 import {
   decryptActiveCredential,
   destroyOrgCredentials,
-  requireValidCredential,
+  ensureUsableCredential,
   trackCredential,
   type CredentialDeps,
 } from '../core/integrations/credentials.js'
@@ -136,6 +137,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       pinSecret(parseServiceAccount(config.datasets.bigquery.credentialsJson).private_key)
       useBigQueryHome(db, createBigQueryHome(config.datasets.bigquery, egress))
     }
+    const egressHosts = new OrgEgressHosts(db.kysely, () => clock.now())
+    egressHosts.attach(bus)
     const processors = new ProcessorRegistry()
     const ctx: AppContext = {
       config,
@@ -155,6 +158,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
           })
         : null,
       egress,
+      egressHosts,
       processors,
       datasets: {
         create: async (slug, datasetId) => {
@@ -177,7 +181,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       bigqueryBaseUrl: config.providers.bigqueryBaseUrl,
     })
     for (const register of opts.processors ?? []) register(processors)
-    const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now() }
+    const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now(), orgHosts: egressHosts }
     const scrubReleases = new WeakMap<object, () => void>()
     ctx.engine = createEngine({
       db,
@@ -192,12 +196,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       deps: {
         openDataset: (ds, o) => openDatasetWriter(db, config.dataDir, ds, { fence: o?.fence }),
         http: egress,
+        httpFor: (slug) => orgEgressClient(egress, () => egressHosts.hostsFor(slug)),
+        // A scheduled fire validates a PENDING credential as a trigger does; a refusal is recorded with its code.
         integrationReady: async (slug, provider) => {
           try {
-            await requireValidCredential(db, slug, provider)
+            await ensureUsableCredential(credentialDeps, { org_slug: slug, provider, actor: 'scheduler' })
             return true
           } catch (err) {
-            if (err instanceof CredentialError) return false
+            if (err instanceof CredentialError) return err.code === 'KMS_UNAVAILABLE' ? 'SERVICE_UNAVAILABLE' : err.code
             throw err
           }
         },

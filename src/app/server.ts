@@ -80,7 +80,7 @@ function validationErrors(err: FastifyError): FieldError[] {
 type ProblemSource = ApiError | { code: ErrorCode; fields?: (string | FieldError)[] }
 
 function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ProblemSource) {
-  const body = problem(err.code, String(req.id), err instanceof ApiError ? err.options.fields : err.fields)
+  const body = problem(err.code, String(req.id), err instanceof ApiError ? err.options.fields : err.fields, err instanceof ApiError ? err.options.reason : undefined)
   if (err instanceof ApiError) {
     if (err.options.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.options.retryAfterSeconds))
     for (const [k, v] of Object.entries(err.options.headers ?? {})) reply.header(k, v)

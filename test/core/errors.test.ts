@@ -110,7 +110,7 @@ for (const backend of backendNames()) {
       }
     })
 
-    test('a trigger tells a missing, an INVALID and a PENDING credential apart', async () => {
+    test('a trigger tells a missing, an INVALID and a refused PENDING credential apart', async () => {
       const t = await buildTestApp(backend)
       try {
         const org = t.org(await t.onboard('cred-org'))
@@ -125,14 +125,15 @@ for (const backend of backendNames()) {
         })
         assert.equal(setup.statusCode, 200, setup.body)
         const k = t.ctx.db.kysely
-        for (const [status, code, title] of [
-          ['INVALID', 'CREDENTIAL_INVALID', 'Credential is INVALID'],
-          ['PENDING', 'CREDENTIAL_PENDING', 'Credential is PENDING validation'],
-        ] as const) {
-          await k.updateTable('org_integration_credentials').set({ status }).where('org_slug', '=', 'cred-org').where('is_active', '=', 1).execute()
-          const res = await trigger()
-          assert.deepEqual([res.statusCode, res.json().code, res.json().title, res.json().detail], [400, code, title, 'Invalid request format'])
-        }
+        // PENDING is validated at the trigger; the provider is not reachable from this test, so it is refused with a reason.
+        const pending = await trigger()
+        assert.deepEqual([pending.statusCode, pending.json().code, pending.json().title, pending.json().detail], [422, 'CREDENTIAL_REJECTED', 'Credential rejected by the provider', 'Invalid request format'])
+        assert.ok(['UNAUTHORIZED', 'TIMEOUT', 'UNREACHABLE', 'UPSTREAM_ERROR'].includes(pending.json().reason), pending.body)
+        const invalid = await trigger()
+        assert.deepEqual([invalid.statusCode, invalid.json().code, invalid.json().title, invalid.json().detail], [400, 'CREDENTIAL_INVALID', 'Credential is INVALID', 'Invalid request format'])
+        assert.equal(invalid.json().reason, pending.json().reason, 'the stored verdict is the reason')
+        await k.updateTable('org_integration_credentials').set({ last_error_code: null }).where('org_slug', '=', 'cred-org').where('is_active', '=', 1).execute()
+        assert.equal((await trigger()).json().reason, undefined, 'no reason when none is stored')
       } finally {
         await t.close()
       }

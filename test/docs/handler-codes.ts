@@ -16,6 +16,7 @@ const CROSS_MODULE: [RegExp, ErrorCode[]][] = [
   [/consume\('org'/, ['ORG_RATE_LIMITED']],
   [/new ApiError\(result\.code/, ['DAILY_QUOTA_EXCEEDED', 'MONTHLY_QUOTA_EXCEEDED', 'CONCURRENT_LIMIT_EXCEEDED']],
   [/new ApiError\(notConfigured\)/, ['NOT_FOUND']],
+  [/\brequireUsableCredential\(/, ['INTEGRATION_NOT_CONFIGURED', 'CREDENTIAL_INVALID', 'CREDENTIAL_REJECTED', 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE']],
 ]
 
 const literalCodes = (text: string): string[] => [...text.matchAll(/new ApiError\('([A-Z_]+)'/g)].map((m) => m[1]!)

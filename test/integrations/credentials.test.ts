@@ -6,6 +6,7 @@ import {
   decryptActiveCredential,
   deleteCredential,
   destroyOrgCredentials,
+  ensureUsableCredential,
   getCredentialStatus,
   listCredentials,
   requireValidCredential,
@@ -82,8 +83,18 @@ for (const backend of backendNames()) {
       assert.ok(row.last_validated_at)
     })
 
-    await t.test('a failing key is stored INVALID with a sanitized code; skip_validation gives PENDING', async () => {
-      const r = await setupCredential(deps, { org_slug: 'acme', provider: 'anthropic', credential: 'sk-ant-api03-NotAcceptedAnywhere000', actor })
+    await t.test('a refused key is not stored (CREDENTIAL_REJECTED + reason) unless store_invalid; skip_validation gives PENDING', async () => {
+      const bad = 'sk-ant-api03-NotAcceptedAnywhere000'
+      const err = await setupCredential(deps, { org_slug: 'acme', provider: 'anthropic', credential: bad, actor, request_id: 'req-rejected' }).catch((e: unknown) => e)
+      assert.ok(err instanceof CredentialError, String(err))
+      assert.deepEqual([err.code, err.reason], ['CREDENTIAL_REJECTED', 'UNAUTHORIZED'])
+      assert.equal((await getCredentialStatus(db, 'acme', 'anthropic')).status, 'NOT_CONFIGURED', 'nothing stored')
+      const audit = await k.selectFrom('org_audit_logs').selectAll().where('org_slug', '=', 'acme').where('action', '=', 'credential.rejected').limit(10).execute()
+      assert.equal(audit.length, 1)
+      assert.deepEqual([audit[0]!.actor, audit[0]!.request_id], [actor, 'req-rejected'])
+      assert.deepEqual(JSON.parse(audit[0]!.details), { provider: 'anthropic', fingerprint: bad.slice(-4), error_code: 'UNAUTHORIZED', kept_previous: true })
+      assert.ok(!audit[0]!.details.includes(bad.slice(0, -4)))
+      const r = await setupCredential(deps, { org_slug: 'acme', provider: 'anthropic', credential: bad, store_invalid: true, actor })
       assert.deepEqual([r.status], ['INVALID'])
       const v = await getCredentialStatus(db, 'acme', 'anthropic')
       assert.equal(v.last_error_code, 'UNAUTHORIZED')
@@ -104,6 +115,19 @@ for (const backend of backendNames()) {
       assert.equal(old.ciphertext, null)
       assert.equal(old.wrapped_key, null)
       assert.ok(old.destroyed_at)
+    })
+
+    await t.test('a refused key over a VALID credential leaves the VALID one active and usable', async () => {
+      const good = await getCredentialStatus(db, 'acme', 'anthropic')
+      assert.equal(good.status, 'VALID')
+      const err = await setupCredential(deps, { org_slug: 'acme', provider: 'anthropic', credential: 'sk-ant-api03-TypoedKeyNotAccepted00', actor }).catch((e: unknown) => e)
+      assert.ok(err instanceof CredentialError && err.code === 'CREDENTIAL_REJECTED' && err.reason === 'UNAUTHORIZED', String(err))
+      const after = await getCredentialStatus(db, 'acme', 'anthropic')
+      assert.deepEqual([after.status, after.credential_id, after.fingerprint], ['VALID', good.credential_id, good.fingerprint])
+      assert.equal((await decryptActiveCredential(deps, { org_slug: 'acme', provider: 'anthropic', reason: 'test', actor })).secret, KEYS.acme.anthropic)
+      assert.ok((await requireValidCredential(db, 'acme', 'anthropic')).credential_id)
+      const row = await k.selectFrom('org_integration_credentials').select(['ciphertext', 'is_active']).where('credential_id', '=', good.credential_id!).executeTakeFirstOrThrow()
+      assert.deepEqual([row.is_active, row.ciphertext !== null], [1, true], 'not shredded')
     })
 
     await t.test('concurrent setups for one provider leave exactly one active credential', async () => {
@@ -139,6 +163,37 @@ for (const backend of backendNames()) {
       await setupCredential(deps, { org_slug: 'globex', provider: 'anthropic', credential: KEYS.globex.anthropic, actor })
     })
 
+    await t.test('a PENDING credential is validated at its first use (one live check for concurrent uses)', async () => {
+      const initech = KEYS.acme.openai.replace('Acme', 'Init')
+      acceptedOpenai = new Set([...acceptedOpenai, initech])
+      await setupCredential(deps, { org_slug: 'initech', provider: 'openai', credential: initech, skip_validation: true, actor })
+      const before = openai.requests.length
+      const uses = await Promise.all([0, 1, 2, 3].map(() => ensureUsableCredential(deps, { org_slug: 'initech', provider: 'openai', actor: 'engine' })))
+      assert.deepEqual(uses.map((u) => u.status), ['VALID', 'VALID', 'VALID', 'VALID'])
+      assert.equal(openai.requests.length - before, 1, 'one live check')
+      assert.equal((await getCredentialStatus(db, 'initech', 'openai')).status, 'VALID')
+      assert.equal((await ensureUsableCredential(deps, { org_slug: 'initech', provider: 'openai', actor })).status, 'VALID')
+      assert.equal(openai.requests.length - before, 1, 'VALID is used without a call')
+
+      // A PENDING credential the provider refuses: CREDENTIAL_REJECTED with the reason, then INVALID.
+      await setupCredential(deps, { org_slug: 'initech', provider: 'openai', credential: 'sk-proj-InitechRefused000000000000', skip_validation: true, actor })
+      const first = await ensureUsableCredential(deps, { org_slug: 'initech', provider: 'openai', actor }).catch((e: unknown) => e)
+      assert.ok(first instanceof CredentialError)
+      assert.deepEqual([first.code, first.reason], ['CREDENTIAL_REJECTED', 'UNAUTHORIZED'])
+      const v = await getCredentialStatus(db, 'initech', 'openai')
+      assert.deepEqual([v.status, v.last_error_code], ['INVALID', 'UNAUTHORIZED'])
+      const again = await ensureUsableCredential(deps, { org_slug: 'initech', provider: 'openai', actor }).catch((e: unknown) => e)
+      assert.ok(again instanceof CredentialError)
+      assert.deepEqual([again.code, again.reason], ['CREDENTIAL_INVALID', 'UNAUTHORIZED'])
+      assert.equal(await codeOf(ensureUsableCredential(deps, { org_slug: 'initech', provider: 'gcp', actor })), 'INTEGRATION_NOT_CONFIGURED')
+      const validated = await k.selectFrom('org_audit_logs').select(['actor', 'details']).where('org_slug', '=', 'initech').where('action', '=', 'credential.validated').limit(10).execute()
+      assert.deepEqual(validated.map((a) => [a.actor, JSON.parse(a.details).status]).sort(), [['engine', 'VALID'], [actor, 'INVALID']].sort())
+
+      // An http credential without validation_url cannot be checked: it stays PENDING and is usable.
+      await setupCredential(deps, { org_slug: 'initech', provider: 'http', credential: HTTP_TOKEN, actor, metadata: { auth_type: 'bearer', base_url: `${api.url}/v1` } })
+      assert.deepEqual(await ensureUsableCredential(deps, { org_slug: 'initech', provider: 'http', actor }).then((u) => u.status), 'PENDING')
+    })
+
     await t.test('format errors name the field; secret-named metadata is refused', async () => {
       const err = await setupCredential(deps, { org_slug: 'acme', provider: 'openai', credential: 'bad-key-0000000000', actor }).catch((e: unknown) => e)
       assert.ok(err instanceof CredentialError)
@@ -158,7 +213,8 @@ for (const backend of backendNames()) {
     await t.test('decrypt returns the secret for one use and audits who, which and why', async () => {
       const cred = await decryptActiveCredential(deps, { org_slug: 'acme', provider: 'openai', reason: 'pipeline_step', actor: 'worker', run_id: 'run_0000000001abcd' })
       assert.equal(cred.secret, KEYS.acme.openai)
-      const audit = await k.selectFrom('org_audit_logs').selectAll().where('org_slug', '=', 'acme').where('action', '=', 'credential.decrypted').limit(10).execute()
+      const audit = (await k.selectFrom('org_audit_logs').selectAll().where('org_slug', '=', 'acme').where('action', '=', 'credential.decrypted').limit(10).execute())
+        .filter((a) => JSON.parse(a.details).reason === 'pipeline_step')
       assert.equal(audit.length, 1)
       assert.equal(audit[0]!.resource_id, cred.credential_id)
       assert.equal(audit[0]!.actor, 'worker')

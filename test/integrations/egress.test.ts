@@ -111,6 +111,32 @@ test('production: https only, and only allow-listed hosts', () => {
   assert.equal(refused('https://cloudbilling.googleapis.com/v1/billingAccounts'), 'OK')
 })
 
+test("an org's extra hosts widen the production host rule only: metadata names and blocked addresses stay refused", () => {
+  const prod = { allowLoopback: false, production: true, allowedHosts: ['api.openai.com'] }
+  const verdict = (url: string, extra: string[]) => {
+    try {
+      checkUrl(url, prod, extra)
+      return 'OK'
+    } catch (err) {
+      return (err as EgressError).code
+    }
+  }
+  assert.equal(verdict('https://api.partner.example/v1', []), 'BLOCKED_DESTINATION')
+  assert.equal(verdict('https://api.partner.example/v1', ['api.partner.example']), 'OK')
+  assert.equal(verdict('https://eu.partner.example/v1', ['*.partner.example']), 'OK')
+  assert.equal(verdict('https://other.example/v1', ['api.partner.example']), 'BLOCKED_DESTINATION')
+  assert.equal(verdict('http://api.partner.example/v1', ['api.partner.example']), 'BLOCKED_DESTINATION', 'still https only')
+  for (const [url, listed] of [
+    ['https://metadata.google.internal/', 'metadata.google.internal'],
+    ['https://169.254.169.254/', '169.254.169.254'],
+    ['https://10.0.0.1/', '10.0.0.1'],
+    ['https://127.0.0.1/', '127.0.0.1'],
+    ['https://[::1]/', '::1'],
+  ] as const) {
+    assert.equal(verdict(url, [listed]), 'BLOCKED_DESTINATION', url)
+  }
+})
+
 test('production client refuses http before connecting', async () => {
   const up = await startUpstream((_req, res) => json(res, 200, {}))
   const prod = createEgressClient({ allowLoopback: false, production: true, allowedHosts: ['127.0.0.1'], timeoutMs: 1000, maxSockets: 2 })

@@ -49,22 +49,31 @@ for (const backend of backendNames()) {
       assert.equal(g.json().status, 'VALID')
     })
 
-    await t.test('a wrong key is stored INVALID with UNAUTHORIZED, never the upstream text', async () => {
+    await t.test('a wrong key is refused 422 CREDENTIAL_REJECTED reason UNAUTHORIZED, the VALID one stays; never the upstream text', async () => {
       const res = await inject({ method: 'POST', url: '/api/v1/integrations/acme/openai/setup', headers: acme, payload: { credential: 'sk-proj-WrongRouteKey000000000000' } })
-      assert.equal(res.json().status, 'INVALID')
+      assert.equal(res.statusCode, 422, res.body)
+      assert.deepEqual([res.json().code, res.json().reason], ['CREDENTIAL_REJECTED', 'UNAUTHORIZED'])
+      assert.ok(!res.body.includes('Incorrect'))
       const get = await inject({ method: 'GET', url: '/api/v1/integrations/acme/openai', headers: acme })
-      assert.deepEqual([get.json().status, get.json().last_error_code], ['INVALID', 'UNAUTHORIZED'])
-      assert.ok(!get.body.includes('Incorrect'))
+      assert.deepEqual([get.json().status, get.json().fingerprint], ['VALID', ACME_OPENAI.slice(-4)])
+      const stored = await inject({ method: 'POST', url: '/api/v1/integrations/acme/openai/setup', headers: acme, payload: { credential: 'sk-proj-WrongRouteKey000000000000', store_invalid: true } })
+      assert.equal(stored.json().status, 'INVALID')
+      const after = await inject({ method: 'GET', url: '/api/v1/integrations/acme/openai', headers: acme })
+      assert.deepEqual([after.json().status, after.json().last_error_code], ['INVALID', 'UNAUTHORIZED'])
+      assert.ok(!after.body.includes('Incorrect'))
       await inject({ method: 'POST', url: '/api/v1/integrations/acme/openai/setup', headers: acme, payload: { credential: ACME_OPENAI } })
     })
 
-    await t.test('never-answering provider → INVALID TIMEOUT within the configured bound', async () => {
+    await t.test('never-answering provider → 422 reason TIMEOUT within the configured bound, nothing stored', async () => {
       const t0 = Date.now()
       const res = await inject({ method: 'POST', url: '/api/v1/integrations/acme/anthropic/setup', headers: acme, payload: { credential: ACME_ANTHROPIC } })
       assert.ok(Date.now() - t0 < 3000)
-      assert.equal(res.json().status, 'INVALID')
+      assert.deepEqual([res.statusCode, res.json().code, res.json().reason], [422, 'CREDENTIAL_REJECTED', 'TIMEOUT'])
       const get = await inject({ method: 'GET', url: '/api/v1/integrations/acme/anthropic', headers: acme })
-      assert.equal(get.json().last_error_code, 'TIMEOUT')
+      assert.equal(get.json().status, 'NOT_CONFIGURED')
+      const stored = await inject({ method: 'POST', url: '/api/v1/integrations/acme/anthropic/setup', headers: acme, payload: { credential: ACME_ANTHROPIC, store_invalid: true } })
+      assert.deepEqual([stored.statusCode, stored.json().status], [200, 'INVALID'])
+      assert.equal((await inject({ method: 'GET', url: '/api/v1/integrations/acme/anthropic', headers: acme })).json().last_error_code, 'TIMEOUT')
     })
 
     await t.test('redirect from a validation URL is refused; the other host gets nothing', async () => {
@@ -72,8 +81,7 @@ for (const backend of backendNames()) {
         method: 'POST', url: '/api/v1/integrations/acme/http/setup', headers: acme,
         payload: { credential: HTTP_TOKEN, metadata: { auth_type: 'bearer', base_url: redirecting.url, validation_url: `${redirecting.url}/me` } },
       })
-      assert.equal(res.json().status, 'INVALID')
-      assert.equal((await inject({ method: 'GET', url: '/api/v1/integrations/acme/http', headers: acme })).json().last_error_code, 'UPSTREAM_ERROR')
+      assert.deepEqual([res.statusCode, res.json().reason], [422, 'UPSTREAM_ERROR'])
       assert.equal(elsewhere.requests.length, 0)
     })
 
@@ -83,7 +91,7 @@ for (const backend of backendNames()) {
         ['/api/v1/integrations/acme/openai/setup', { credential: 'short' }, 'VALIDATION_FAILED'],
         ['/api/v1/integrations/acme/openai/setup', { credential: ACME_OPENAI, metadata: { 'Bad-Key': 'x' } }, 'VALIDATION_FAILED'],
         ['/api/v1/integrations/acme/openai/setup', { credential: 'pk-not-an-openai-key-123456' }, 'INVALID_CREDENTIAL_FORMAT'],
-        ['/api/v1/integrations/acme/http/setup', { credential: HTTP_TOKEN, metadata: { auth_type: 'bearer', base_url: 'http://169.254.169.254/' } }, 'INVALID_CREDENTIAL_FORMAT'],
+        ['/api/v1/integrations/acme/http/setup', { credential: HTTP_TOKEN, metadata: { auth_type: 'bearer', base_url: 'http://169.254.169.254/' } }, 'DESTINATION_NOT_ALLOWED'],
         ['/api/v1/integrations/acme/gemini/setup', { credential: ACME_OPENAI }, 'VALIDATION_FAILED'],
       ]
       for (const [url, payload, code] of cases) {
@@ -115,8 +123,8 @@ for (const backend of backendNames()) {
       const res = await inject({ method: 'GET', url: '/api/v1/integrations/acme', headers: acme })
       assert.equal(res.statusCode, 200)
       const body = res.json()
-      assert.deepEqual(body.integrations.map((i: { provider: string; status: string }) => [i.provider, i.status]), [['openai', 'VALID'], ['anthropic', 'INVALID'], ['gcp', 'NOT_CONFIGURED'], ['http', 'INVALID']])
-      assert.deepEqual(body.providers_configured, ['openai', 'anthropic', 'http'])
+      assert.deepEqual(body.integrations.map((i: { provider: string; status: string }) => [i.provider, i.status]), [['openai', 'VALID'], ['anthropic', 'INVALID'], ['gcp', 'NOT_CONFIGURED'], ['http', 'NOT_CONFIGURED']])
+      assert.deepEqual(body.providers_configured, ['openai', 'anthropic'])
       assert.equal(body.all_valid, false)
       const gcp = await inject({ method: 'GET', url: '/api/v1/integrations/acme/gcp', headers: acme })
       assert.deepEqual([gcp.statusCode, gcp.json().status, gcp.json().credential_id], [200, 'NOT_CONFIGURED', null])

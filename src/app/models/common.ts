@@ -27,6 +27,12 @@ export const ProblemSchema = Type.Object(
     detail: Type.String({ maxLength: 200 }),
     code: Type.String({ maxLength: 64 }),
     request_id: Type.String({ maxLength: 128 }),
+    reason: Type.Optional(
+      Type.String({
+        maxLength: 32,
+        description: 'Why, in one machine-readable word, where the code has one (CREDENTIAL_REJECTED / CREDENTIAL_INVALID: UNAUTHORIZED, TIMEOUT, UNREACHABLE or UPSTREAM_ERROR).',
+      }),
+    ),
     errors: Type.Optional(
       Type.Array(Type.Object({ path: Type.String({ maxLength: 200 }), message: Type.String({ maxLength: 200 }) }), { maxItems: 20 }),
     ),
@@ -41,6 +47,7 @@ export const errorResponses = {
   403: ProblemSchema,
   404: ProblemSchema,
   409: ProblemSchema,
+  422: ProblemSchema,
   429: ProblemSchema,
   500: ProblemSchema,
   503: ProblemSchema,

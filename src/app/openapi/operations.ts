@@ -37,7 +37,13 @@ export interface OperationDoc {
 }
 
 /** Every credential-service failure the integration routes map onto the catalogue (integrations.ts `mapped`). */
-const CREDENTIAL_ERRORS: ErrorCode[] = ['INVALID_CREDENTIAL_FORMAT', 'UNSUPPORTED_PROVIDER', 'NOT_FOUND', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE']
+const CREDENTIAL_ERRORS: ErrorCode[] = [
+  'INVALID_CREDENTIAL_FORMAT', 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_REJECTED', 'UNSUPPORTED_PROVIDER', 'NOT_FOUND', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE',
+]
+/** The use-time credential check (dependencies/credential-check.ts): a PENDING credential is validated then. */
+const USABLE_CREDENTIAL: ErrorCode[] = [
+  'INTEGRATION_NOT_CONFIGURED', 'CREDENTIAL_INVALID', 'CREDENTIAL_REJECTED', 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE',
+]
 const QUOTA_REFUSALS: ErrorCode[] = ['DAILY_QUOTA_EXCEEDED', 'MONTHLY_QUOTA_EXCEEDED', 'CONCURRENT_LIMIT_EXCEEDED']
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -229,11 +235,14 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Store a provider credential',
     description:
       'Encrypts the credential (envelope encryption), validates it live against the provider unless `skip_validation`, and makes it the active one. ' +
+      'A credential the provider refuses is not stored: 422 `CREDENTIAL_REJECTED` with `reason` (UNAUTHORIZED, TIMEOUT, UNREACHABLE, UPSTREAM_ERROR) and the active credential, if any, stays in place; ' +
+      '`store_invalid: true` stores it anyway as INVALID. `skip_validation: true` stores it PENDING; it is validated at its first use (trigger, schedule) or by `validate`. ' +
+      'In production a URL whose host the egress policy refuses is 400 `DESTINATION_NOT_ALLOWED` (a malformed one is `INVALID_CREDENTIAL_FORMAT`). See docs/credentials.md. ' +
       'OpenAI and Anthropic usage pipelines need ADMIN keys (`sk-admin-…`, `sk-ant-admin…`); gcp takes a service-account JSON with `metadata.project_id` ' +
       '(and `metadata.billing_table` for billing); http takes a bearer token with `metadata.base_url`.',
     tag: 'Integrations',
     errors: CREDENTIAL_ERRORS,
-    responses: { 200: 'Stored; `status` says whether validation passed' },
+    responses: { 200: 'Stored; `status` is VALID, PENDING (not checked yet) or INVALID (only with `store_invalid`)' },
     example: { credential: 'sk-admin-REPLACE_ME_with_your_admin_key', credential_name: 'usage reader' },
   },
   'POST /api/v1/integrations/:org_slug/:provider/validate': {
@@ -284,19 +293,16 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     operationId: 'triggerPipeline',
     summary: 'Trigger a run',
     description:
-      'Checks the parameters, the integration (must be VALID) and the quota atomically, then queues the run (202). ' +
+      'Checks the parameters, the integration (VALID, or PENDING and validated now: 422 `CREDENTIAL_REJECTED` with `reason` when the provider refuses it) and the quota atomically, then queues the run (202). ' +
       'An identical run already queued or running is returned instead (200, `deduplicated: true`). ' +
       '`Idempotency-Key` makes retries safe for 24 h: same key + same body replays the first answer; another body is a 409.',
     tag: 'Pipelines',
     errors: [
       'INVALID_API_KEY',
-      'SERVICE_UNAVAILABLE',
       'TRIGGER_RATE_LIMITED',
       'TEMPLATE_NOT_FOUND',
       'INVALID_PARAMETERS',
-      'INTEGRATION_NOT_CONFIGURED',
-      'CREDENTIAL_INVALID',
-      'CREDENTIAL_PENDING',
+      ...USABLE_CREDENTIAL,
       'IDEMPOTENCY_CONFLICT',
       ...QUOTA_REFUSALS,
     ],
@@ -369,9 +375,9 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     operationId: 'createSchedule',
     summary: 'Create a schedule',
     description:
-      "A 5-field cron expression in an IANA timezone that triggers a pipeline with fixed parameters (quota applies to each run). Refused when the cron fires more often than the org's plan allows (400 `SCHEDULE_INTERVAL_TOO_SHORT`, the message names the minimum; see GET /api/v1/plans) or when the pipeline's integration is not usable (`INTEGRATION_NOT_CONFIGURED`, `CREDENTIAL_INVALID`, `CREDENTIAL_PENDING`). `last_status` shows ADMITTED/DEDUPLICATED at a fire, then the run's outcome (COMPLETED, FAILED, TIMEOUT, CANCELLED), or REFUSED/ERROR with `last_error_code`.",
+      "A 5-field cron expression in an IANA timezone that triggers a pipeline with fixed parameters (quota applies to each run). Refused when the cron fires more often than the org's plan allows (400 `SCHEDULE_INTERVAL_TOO_SHORT`, the message names the minimum; see GET /api/v1/plans) or when the pipeline's integration is not usable (`INTEGRATION_NOT_CONFIGURED`, `CREDENTIAL_INVALID`; a PENDING credential is validated now, `CREDENTIAL_REJECTED` when refused). `last_status` shows ADMITTED/DEDUPLICATED at a fire, then the run's outcome (COMPLETED, FAILED, TIMEOUT, CANCELLED), or REFUSED/ERROR with `last_error_code`.",
     tag: 'Schedules',
-    errors: ['SERVICE_UNAVAILABLE', 'ORG_NOT_FOUND', 'CREDENTIAL_INVALID', 'CREDENTIAL_PENDING', 'INTEGRATION_NOT_CONFIGURED', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
+    errors: [...USABLE_CREDENTIAL, 'ORG_NOT_FOUND', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
     responses: { 201: 'The schedule' },
     example: { pipeline_id: 'openai/usage/daily', cron: '0 6 * * *', timezone: 'UTC', parameters: {}, name: 'daily usage' },
     schemas: { response: 'Schedule' },
@@ -382,7 +388,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     description:
       'Changes any of name, cron, timezone, parameters; `is_active: false` pauses it, `true` resumes it from the next cron time. Checked like a new schedule (plan minimum interval, usable integration when it stays or becomes active). A concurrent edit or fire of the same schedule is a 409; retry.',
     tag: 'Schedules',
-    errors: ['SERVICE_UNAVAILABLE', 'ORG_NOT_FOUND', 'CREDENTIAL_INVALID', 'CREDENTIAL_PENDING', 'INTEGRATION_NOT_CONFIGURED', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
+    errors: [...USABLE_CREDENTIAL, 'ORG_NOT_FOUND', 'TEMPLATE_NOT_FOUND', 'NOT_FOUND', 'INVALID_STATE', 'SCHEDULE_LIMIT_REACHED', 'INVALID_PARAMETERS', 'SCHEDULE_INTERVAL_TOO_SHORT', 'VALIDATION_FAILED'],
     responses: { 200: 'The schedule after the change' },
     example: { is_active: false },
     schemas: { response: 'Schedule' },

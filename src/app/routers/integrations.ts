@@ -35,6 +35,9 @@ const SetupBody = Strict({
     Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), MetadataValue, { maxProperties: 32, additionalProperties: false }),
   ),
   skip_validation: Type.Optional(Type.Boolean()),
+  store_invalid: Type.Optional(
+    Type.Boolean({ description: 'Store the credential as INVALID (replacing the active one) even when the live check refuses it; default false answers 422 CREDENTIAL_REJECTED and keeps the active one.' }),
+  ),
 })
 
 const Status = Type.Union([Type.Literal('VALID'), Type.Literal('INVALID'), Type.Literal('PENDING')])
@@ -94,16 +97,21 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
     return await work
   } catch (err) {
     if (!(err instanceof CredentialError)) throw err
+    const fields = err.field ? [`body/${err.field.replace(/\./g, '/')}`] : []
     switch (err.code) {
       case 'INVALID_CREDENTIAL_FORMAT':
-        throw new ApiError('INVALID_CREDENTIAL_FORMAT', { fields: err.field ? [`body/${err.field.replace(/\./g, '/')}`] : [] })
+        throw new ApiError('INVALID_CREDENTIAL_FORMAT', { fields })
+      case 'DESTINATION_NOT_ALLOWED':
+        throw new ApiError('DESTINATION_NOT_ALLOWED', { fields: fields.map((path) => ({ path, message: 'is not an allowed destination' })) })
+      case 'CREDENTIAL_REJECTED':
+        throw new ApiError('CREDENTIAL_REJECTED', { reason: err.reason })
       case 'UNSUPPORTED_PROVIDER':
         throw new ApiError('UNSUPPORTED_PROVIDER')
       case 'INTEGRATION_NOT_CONFIGURED':
         throw new ApiError(notConfigured)
       case 'CREDENTIAL_INVALID':
       case 'CREDENTIAL_PENDING':
-        // Only the trigger-time check raises these; the integration routes never do.
+        // Only the use-time checks raise these; the integration routes never do.
         throw err
       case 'CREDENTIAL_UNUSABLE':
         throw new ApiError('CREDENTIAL_UNUSABLE')
@@ -114,7 +122,7 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
 }
 
 export function credentialDeps(ctx: AppContext): CredentialDeps {
-  return { db: ctx.db, kms: ctx.kms, egress: ctx.egress, config: ctx.config, now: () => ctx.clock.now() }
+  return { db: ctx.db, kms: ctx.kms, egress: ctx.egress, config: ctx.config, now: () => ctx.clock.now(), orgHosts: ctx.egressHosts }
 }
 
 export function integrationRoutes(app: App, ctx: AppContext): void {
@@ -135,6 +143,7 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
           credential_name: req.body.credential_name ?? null,
           metadata: req.body.metadata ?? null,
           skip_validation: req.body.skip_validation ?? false,
+          store_invalid: req.body.store_invalid ?? false,
           actor: actorOf(req),
           request_id: String(req.id),
         }),

@@ -11,8 +11,7 @@ import type { AdmitHook, AdmitResult } from '../dependencies/quota.js'
 import { Cursor, decodeCursor, encodeCursor, errorResponses, Id, iso, limitQuery, OrgParams, OrgSlug, Strict } from '../models/common.js'
 import { recordAudit } from '../../core/orgs/audit.js'
 import { triggerScope } from '../../core/orgs/onboarding.js'
-import { requireValidCredential } from '../../core/integrations/credentials.js'
-import { CredentialError } from '../../core/integrations/errors.js'
+import { requireUsableCredential } from '../dependencies/credential-check.js'
 import { computeDedupKey, getRun, listRuns, listStepLogs, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
 import { DEFAULT_RUN_MAX_ATTEMPTS, type Engine } from '../../core/pipelines/engine.js'
 import type { PipelineTemplate } from '../../core/pipelines/templates.js'
@@ -241,16 +240,8 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
       const checked = engine.catalog.validateParameters(template, input, now)
       if (!checked.ok) throw new ApiError('INVALID_PARAMETERS', { fields: checked.errors })
       if (template.integration) {
-        try {
-          await requireValidCredential(ctx.db, org, template.integration)
-        } catch (err) {
-          if (err instanceof CredentialError) {
-            if (err.code === 'CREDENTIAL_INVALID') throw new ApiError('CREDENTIAL_INVALID')
-            if (err.code === 'CREDENTIAL_PENDING') throw new ApiError('CREDENTIAL_PENDING')
-            throw new ApiError('INTEGRATION_NOT_CONFIGURED')
-          }
-          throw err
-        }
+        // A PENDING credential is validated here, on its first use.
+        await requireUsableCredential(ctx, { org_slug: org, provider: template.integration, actor: actorOf(req), request_id: String(req.id) })
       }
       const idemKey = req.headers['idempotency-key'] as string | undefined
       // Scoped by the org incarnation: a re-onboarded org with the same slug never sees the old org's records.

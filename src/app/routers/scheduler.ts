@@ -1,6 +1,7 @@
 // Per-org schedules: list, create (cron + IANA timezone + template + parameters), delete.
 // Every query carries org_slug; another org's schedule id is a plain 404.
 import Type from 'typebox'
+import type { FastifyRequest } from 'fastify'
 import { Parameters, ParamValue } from '../models/pipelines.js'
 import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
@@ -11,8 +12,7 @@ import { recordAudit } from '../../core/orgs/audit.js'
 import {
   createSchedule, deleteSchedule, getSchedule, listSchedules, ScheduleError, updateSchedule, type ScheduleRow, type ScheduleRules,
 } from '../../core/pipelines/scheduler.js'
-import { requireValidCredential } from '../../core/integrations/credentials.js'
-import { CredentialError } from '../../core/integrations/errors.js'
+import { requireUsableCredential } from '../dependencies/credential-check.js'
 import { minScheduleIntervalSeconds } from '../../core/orgs/plans.js'
 
 const NullableText = (max: number) => Type.Union([Type.String({ maxLength: max }), Type.Null()])
@@ -85,19 +85,11 @@ async function rulesFor(ctx: AppContext, orgSlug: string): Promise<ScheduleRules
 }
 
 /** A schedule whose pipeline needs an integration is refused until the org has a usable credential (as the trigger). */
-async function requireIntegration(ctx: AppContext, orgSlug: string, pipelineId: string): Promise<void> {
+async function requireIntegration(ctx: AppContext, orgSlug: string, pipelineId: string, req: FastifyRequest): Promise<void> {
   const template = ctx.engine?.catalog.getById(pipelineId)
   if (!template?.integration) return
-  try {
-    await requireValidCredential(ctx.db, orgSlug, template.integration)
-  } catch (err) {
-    if (err instanceof CredentialError) {
-      if (err.code === 'CREDENTIAL_INVALID') throw new ApiError('CREDENTIAL_INVALID')
-      if (err.code === 'CREDENTIAL_PENDING') throw new ApiError('CREDENTIAL_PENDING')
-      throw new ApiError('INTEGRATION_NOT_CONFIGURED')
-    }
-    throw err
-  }
+  // A PENDING credential is validated now, as at a trigger.
+  await requireUsableCredential(ctx, { org_slug: orgSlug, provider: template.integration, actor: actorOf(req), request_id: String(req.id) })
 }
 
 function scheduleProblem(err: unknown): never {
@@ -137,7 +129,7 @@ export function schedulerRoutes(app: App, ctx: AppContext): void {
       let row: ScheduleRow
       const rules = await rulesFor(ctx, org)
       // Refused before anything is stored: a schedule that cannot run is not accepted.
-      await requireIntegration(ctx, org, req.body.pipeline_id)
+      await requireIntegration(ctx, org, req.body.pipeline_id, req)
       try {
         row = await createSchedule(ctx.db, ctx.engine.catalog, org, { ...req.body, timezone: req.body.timezone ?? 'UTC' }, now, rules)
       } catch (err) {
@@ -163,7 +155,7 @@ export function schedulerRoutes(app: App, ctx: AppContext): void {
       const current = await getSchedule(ctx.db, org_slug, schedule_id)
       if (!current) throw new ApiError('NOT_FOUND')
       // A schedule that will be active must be able to run: same refusal as at creation.
-      if (body.is_active ?? Number(current.is_active) === 1) await requireIntegration(ctx, org_slug, current.pipeline_id)
+      if (body.is_active ?? Number(current.is_active) === 1) await requireIntegration(ctx, org_slug, current.pipeline_id, req)
       let row: ScheduleRow
       try {
         row = await updateSchedule(ctx.db, ctx.engine.catalog, org_slug, schedule_id, body, now, await rulesFor(ctx, org_slug))

@@ -1,20 +1,21 @@
 // Cross-instance events (cache eviction, run-change hints, offboarding). In-process on the embedded
 // store; on PostgreSQL every instance LISTENs on one channel, so a key revoked on one instance is
-// evicted on all of them, and the runs of an offboarded org are aborted on every worker. `run.changed`
+// evicted on all of them, and the runs of an offboarded org are aborted on every worker;
+// `egress.changed` evicts one org's cached egress allow-list. `run.changed`
 // only says "re-read this run": watchers take state from the database, never from the event.
 // The LISTEN connection is kept alive, reconnected with backoff, and caches are cleared on reconnect.
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 
 export interface BusEvent {
-  type: 'auth.evict_org' | 'auth.evict_all' | 'run.changed' | 'org.offboarded'
+  type: 'auth.evict_org' | 'auth.evict_all' | 'run.changed' | 'org.offboarded' | 'egress.changed'
   org_slug?: string
   run_id?: string
   /** org.offboarded: the dataset id of the incarnation being removed. */
   dataset_id?: string
 }
 
-const EVENT_TYPES = new Set<string>(['auth.evict_org', 'auth.evict_all', 'run.changed', 'org.offboarded'])
+const EVENT_TYPES = new Set<string>(['auth.evict_org', 'auth.evict_all', 'run.changed', 'org.offboarded', 'egress.changed'])
 
 export interface EventBus {
   publish(event: BusEvent): Promise<void>

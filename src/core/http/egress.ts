@@ -114,7 +114,7 @@ function guardedLookup(allowLoopback: boolean) {
   }
 }
 
-function hostAllowed(host: string, allowedHosts: string[]): boolean {
+function hostAllowed(host: string, allowedHosts: readonly string[]): boolean {
   return allowedHosts.some((entry) => {
     if (entry.startsWith('*.')) return host.endsWith(entry.slice(1)) && host.length > entry.length - 1
     return host === entry
@@ -122,7 +122,11 @@ function hostAllowed(host: string, allowedHosts: string[]): boolean {
 }
 
 /** Parses and checks a URL before any socket is opened. Returns the URL or throws EgressError. */
-export function checkUrl(raw: string, opts: Pick<EgressOptions, 'allowLoopback' | 'production' | 'allowedHosts'>): URL {
+export function checkUrl(
+  raw: string,
+  opts: Pick<EgressOptions, 'allowLoopback' | 'production' | 'allowedHosts'>,
+  extraAllowedHosts: readonly string[] = [],
+): URL {
   let url: URL
   try {
     url = new URL(raw)
@@ -137,7 +141,7 @@ export function checkUrl(raw: string, opts: Pick<EgressOptions, 'allowLoopback' 
   if (METADATA_HOSTS.has(host)) throw new EgressError('BLOCKED_DESTINATION')
   if (opts.production) {
     if (url.protocol !== 'https:') throw new EgressError('BLOCKED_DESTINATION')
-    if (!hostAllowed(host, opts.allowedHosts)) throw new EgressError('BLOCKED_DESTINATION')
+    if (!hostAllowed(host, opts.allowedHosts) && !hostAllowed(host, extraAllowedHosts)) throw new EgressError('BLOCKED_DESTINATION')
   }
   // IP literals skip the DNS lookup hook, so they are checked here.
   const literal = host.replace(/^\[|\]$/g, '')
@@ -240,7 +244,7 @@ export function createEgressClient(opts: EgressOptions): EgressClient & { close(
   })
 
   async function request(rawUrl: string, req: EgressRequest = {}): Promise<EgressResponse> {
-    const url = checkUrl(rawUrl, opts)
+    const url = checkUrl(rawUrl, opts, req.extraAllowedHosts)
     if (req.signal?.aborted) throw new EgressError('ABORTED')
     const timeoutMs = Math.max(1, Math.min(req.timeoutMs ?? opts.timeoutMs, opts.timeoutMs))
     const maxBytes = req.maxBytes ?? DEFAULT_MAX_BYTES

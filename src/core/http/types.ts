@@ -10,6 +10,11 @@ export interface EgressRequest {
   timeoutMs?: number
   /** Response body cap; larger bodies fail with TOO_LARGE. Default 10 MiB. */
   maxBytes?: number
+  /**
+   * Host names this call may also reach in production (an org's operator-managed allow-list). They
+   * widen the host rule only: scheme, metadata names and address checks still apply.
+   */
+  extraAllowedHosts?: readonly string[]
 }
 
 export interface EgressResponse {

@@ -7,6 +7,7 @@ import type { Config } from '../config.js'
 import type { Db } from '../db/database.js'
 import type { Database, OrgIntegrationCredentialsTable } from '../db/schema.js'
 import type { EgressClient } from '../http/types.js'
+import { orgEgressClient } from '../http/egress-allowlist.js'
 import { newId } from '../ids.js'
 import { recordAudit, recordAuditBatch, type AuditEntry } from '../orgs/audit.js'
 import type { DecryptedCredential, IntegrationProvider } from '../processors/types.js'
@@ -22,7 +23,15 @@ import {
 import { registerSecret, withSecret } from '../security/scrub.js'
 import { CredentialError } from './errors.js'
 import { checkMetadata, fingerprintFor } from './metadata.js'
-import { CredentialFormatError, isProviderName, PROVIDER_NAMES, providerModule, type ValidationResult } from './providers/index.js'
+import {
+  CredentialFormatError,
+  isProviderName,
+  PROVIDER_NAMES,
+  providerModule,
+  type ProviderConfig,
+  type ValidationErrorCode,
+  type ValidationResult,
+} from './providers/index.js'
 
 export interface CredentialDeps {
   db: Db
@@ -30,6 +39,8 @@ export interface CredentialDeps {
   egress: EgressClient
   config: Config
   now(): number
+  /** The org's operator-managed extra egress hosts (cached per process); none when absent. */
+  orgHosts?: { hostsFor(orgSlug: string): Promise<readonly string[]> }
 }
 
 export type CredentialStatus = 'VALID' | 'INVALID' | 'PENDING'
@@ -53,6 +64,8 @@ export interface SetupInput {
   credential_name?: string | null
   metadata?: Record<string, unknown> | null
   skip_validation?: boolean
+  /** Store the credential (INVALID, replacing the active one) even when the live check refuses it. */
+  store_invalid?: boolean
   actor: string
   request_id?: string | null
 }
@@ -117,28 +130,66 @@ function shred(db: Executor, now: number) {
     .set({ ciphertext: null, wrapped_key: null, is_active: 0, destroyed_at: now, updated_at: now })
 }
 
-async function validateLive(deps: CredentialDeps, p: IntegrationProvider, secret: string, metadata: Record<string, unknown>) {
-  return withSecret(secretForms(p, secret), () => providerModule(p).validate(secret, metadata, deps.egress, deps.config))
+/** The org's egress policy: the process config and client, widened by the org's listed hosts. */
+async function orgPolicy(deps: CredentialDeps, org_slug: string): Promise<{ cfg: ProviderConfig; egress: EgressClient }> {
+  const hosts = (await deps.orgHosts?.hostsFor(org_slug)) ?? []
+  return {
+    cfg: hosts.length ? { ...deps.config, orgAllowedHosts: hosts } : deps.config,
+    egress: hosts.length ? orgEgressClient(deps.egress, async () => hosts) : deps.egress,
+  }
 }
 
-/** Format check → live validation (unless skipped) → encrypt → replace the active row in one transaction. */
-export async function setupCredential(deps: CredentialDeps, input: SetupInput): Promise<SetupResult> {
-  const p = provider(input.provider)
-  let metadata: Record<string, unknown>
+async function validateLive(
+  policy: { cfg: ProviderConfig; egress: EgressClient },
+  p: IntegrationProvider,
+  secret: string,
+  metadata: Record<string, unknown>,
+): Promise<ValidationResult> {
+  return withSecret(secretForms(p, secret), () => providerModule(p).validate(secret, metadata, policy.egress, policy.cfg))
+}
+
+/** Provider format errors → service errors; a destination the egress policy refuses has its own code. */
+function checkFormat(p: IntegrationProvider, credential: string, metadata: unknown, cfg: ProviderConfig): Record<string, unknown> {
   try {
-    metadata = providerModule(p).checkFormat(input.credential, checkMetadata(input.metadata), deps.config)
+    return providerModule(p).checkFormat(credential, checkMetadata(metadata), cfg)
   } catch (err) {
-    if (err instanceof CredentialFormatError) throw new CredentialError('INVALID_CREDENTIAL_FORMAT', err.field)
+    if (err instanceof CredentialFormatError) {
+      throw new CredentialError(err.kind === 'destination' ? 'DESTINATION_NOT_ALLOWED' : 'INVALID_CREDENTIAL_FORMAT', err.field)
+    }
     throw err
   }
+}
+
+/**
+ * Format check → live validation (unless skipped) → encrypt → replace the active row in one
+ * transaction. A live check that refuses the credential changes nothing (the active credential, if
+ * any, keeps working) and throws CREDENTIAL_REJECTED with the reason, unless `store_invalid` asks to
+ * store it anyway. The refused attempt is audited (fingerprint and reason, never the secret).
+ */
+export async function setupCredential(deps: CredentialDeps, input: SetupInput): Promise<SetupResult> {
+  const p = provider(input.provider)
+  const policy = await orgPolicy(deps, input.org_slug)
+  const metadata = checkFormat(p, input.credential, input.metadata, policy.cfg)
   const name = input.credential_name ?? null
   if (name !== null && (name.length < 1 || name.length > 200 || /[\x00-\x1f]/.test(name))) {
     throw new CredentialError('INVALID_CREDENTIAL_FORMAT', 'credential_name')
   }
   const result: ValidationResult = input.skip_validation
     ? { status: 'PENDING' }
-    : await validateLive(deps, p, input.credential, metadata)
+    : await validateLive(policy, p, input.credential, metadata)
   const fingerprint = fingerprintFor(p, input.credential, metadata)
+  if (result.status === 'INVALID' && !input.store_invalid) {
+    await recordAudit(
+      deps.db.kysely,
+      {
+        org_slug: input.org_slug, actor: input.actor, action: 'credential.rejected', resource_type: 'integration',
+        resource_id: null, request_id: input.request_id ?? null,
+        details: { provider: p, fingerprint, error_code: result.error_code ?? null, kept_previous: true },
+      },
+      deps.now(),
+    )
+    throw new CredentialError('CREDENTIAL_REJECTED', undefined, result.error_code ?? 'UPSTREAM_ERROR')
+  }
 
   const credential_id = newId('cred', deps.now())
   const sealed = await seal(deps, { org_slug: input.org_slug, provider: p, credential_id }, input.credential)
@@ -175,7 +226,11 @@ export async function setupCredential(deps: CredentialDeps, input: SetupInput): 
       .execute()
     const base = { org_slug: input.org_slug, actor: input.actor, resource_type: 'integration', resource_id: credential_id, request_id: input.request_id ?? null }
     const entries: AuditEntry[] = [
-      { ...base, action: 'credential.setup', details: { provider: p, fingerprint, replaced: previous.map((r) => r.credential_id), validation_skipped: !!input.skip_validation } },
+      {
+        ...base,
+        action: 'credential.setup',
+        details: { provider: p, fingerprint, replaced: previous.map((r) => r.credential_id), validation_skipped: !!input.skip_validation, stored_invalid: result.status === 'INVALID' },
+      },
     ]
     if (!input.skip_validation) {
       entries.push({ ...base, action: 'credential.validated', details: { provider: p, status: result.status, error_code: result.error_code ?? null } })
@@ -312,19 +367,40 @@ export interface ActorInput {
   request_id?: string | null
 }
 
-/** Decrypts the active credential and checks it again; INVALID can become VALID. */
-export async function revalidateCredential(deps: CredentialDeps, input: ActorInput): Promise<CredentialView> {
-  const p = provider(input.provider)
+/**
+ * Decrypts the active credential, checks it live and records the verdict on that row (if it is still
+ * the active one). Returns the credential id and the provider's outcome.
+ */
+async function checkActive(
+  deps: CredentialDeps,
+  input: ActorInput & { run_id?: string | null },
+  p: IntegrationProvider,
+): Promise<{ id: string; outcome: ValidationResult }> {
+  const policy = await orgPolicy(deps, input.org_slug)
   const result = await withDecryptedCredential(
     deps,
-    { org_slug: input.org_slug, provider: p, reason: 'validation', actor: input.actor, request_id: input.request_id },
-    async (cred) => ({ id: cred.credential_id, outcome: await providerModule(p).validate(cred.secret, cred.metadata, deps.egress, deps.config) }),
+    { org_slug: input.org_slug, provider: p, reason: 'validation', actor: input.actor, request_id: input.request_id, run_id: input.run_id },
+    async (cred) => {
+      try {
+        return { id: cred.credential_id, outcome: await providerModule(p).validate(cred.secret, cred.metadata, policy.egress, policy.cfg) }
+      } catch (err) {
+        // The stored metadata names a destination the policy refuses now (an allow-list entry was
+        // removed, or the environment changed): not the provider's verdict, so the status stays.
+        if (err instanceof CredentialFormatError) throw new CredentialError('DESTINATION_NOT_ALLOWED', err.field)
+        throw err
+      }
+    },
   )
   const now = deps.now()
   await deps.db.kysely.transaction().execute(async (trx) => {
     await trx
       .updateTable('org_integration_credentials')
-      .set({ status: result.outcome.status, last_error_code: result.outcome.error_code ?? null, last_validated_at: now, updated_at: now })
+      .set({
+        status: result.outcome.status,
+        last_error_code: result.outcome.error_code ?? null,
+        last_validated_at: result.outcome.status === 'PENDING' ? null : now,
+        updated_at: now,
+      })
       .where('credential_id', '=', result.id)
       .where('org_slug', '=', input.org_slug)
       .where('is_active', '=', 1)
@@ -334,12 +410,60 @@ export async function revalidateCredential(deps: CredentialDeps, input: ActorInp
       {
         org_slug: input.org_slug, actor: input.actor, action: 'credential.validated', resource_type: 'integration',
         resource_id: result.id, request_id: input.request_id ?? null,
-        details: { provider: p, status: result.outcome.status, error_code: result.outcome.error_code ?? null },
+        details: { provider: p, status: result.outcome.status, error_code: result.outcome.error_code ?? null, run_id: input.run_id ?? null },
       },
       now,
     )
   })
+  return result
+}
+
+/** Decrypts the active credential and checks it again; INVALID can become VALID. */
+export async function revalidateCredential(deps: CredentialDeps, input: ActorInput): Promise<CredentialView> {
+  const p = provider(input.provider)
+  await checkActive(deps, input, p)
   return getCredentialStatus(deps.db, input.org_slug, p)
+}
+
+// Concurrent first uses of one PENDING credential in this process share one live check.
+const firstUseChecks = new Map<string, Promise<{ id: string; outcome: ValidationResult }>>()
+
+/**
+ * What every use of a credential goes through (trigger, schedule creation, scheduled fire): an active
+ * credential must exist (else INTEGRATION_NOT_CONFIGURED). VALID is used as is; INVALID is refused
+ * (CREDENTIAL_INVALID with its stored reason); PENDING (stored with `skip_validation`) is validated
+ * live now: VALID → usable, INVALID → CREDENTIAL_REJECTED with the reason (the row now says INVALID).
+ * A credential the provider cannot check (an `http` one without `validation_url`) stays PENDING and
+ * is usable: its first run is its check.
+ */
+export async function ensureUsableCredential(
+  deps: CredentialDeps,
+  input: ActorInput & { provider: IntegrationProvider; run_id?: string | null },
+): Promise<{ credential_id: string; status: CredentialStatus }> {
+  const row = await deps.db.kysely
+    .selectFrom('org_integration_credentials')
+    .select(['credential_id', 'status', 'last_error_code'])
+    .where('org_slug', '=', input.org_slug)
+    .where('provider', '=', input.provider)
+    .where('is_active', '=', 1)
+    .limit(1)
+    .executeTakeFirst()
+  if (!row) throw new CredentialError('INTEGRATION_NOT_CONFIGURED')
+  if (row.status === 'VALID') return { credential_id: row.credential_id, status: 'VALID' }
+  if (row.status === 'INVALID') throw new CredentialError('CREDENTIAL_INVALID', undefined, reasonOf(row.last_error_code))
+  let check = firstUseChecks.get(row.credential_id)
+  if (!check) {
+    check = checkActive(deps, input, input.provider).finally(() => firstUseChecks.delete(row.credential_id))
+    firstUseChecks.set(row.credential_id, check)
+  }
+  const { id, outcome } = await check
+  if (outcome.status === 'INVALID') throw new CredentialError('CREDENTIAL_REJECTED', undefined, outcome.error_code ?? 'UPSTREAM_ERROR')
+  return { credential_id: id, status: outcome.status }
+}
+
+const REASONS = new Set<string>(['UNAUTHORIZED', 'TIMEOUT', 'UNREACHABLE', 'UPSTREAM_ERROR'])
+function reasonOf(code: string | null): ValidationErrorCode | undefined {
+  return code && REASONS.has(code) ? (code as ValidationErrorCode) : undefined
 }
 
 /** Every provider with its status (NOT_CONFIGURED when none is active). */
@@ -396,7 +520,11 @@ export async function destroyOrgCredentials(db: Executor, org_slug: string, now 
   return rows.length
 }
 
-/** Cheap check for the trigger route (no decrypt): an active credential exists (else INTEGRATION_NOT_CONFIGURED) and is VALID (else CREDENTIAL_INVALID / CREDENTIAL_PENDING). */
+/**
+ * Cheap check without decrypting or calling out: an active credential exists (else
+ * INTEGRATION_NOT_CONFIGURED) and is VALID (else CREDENTIAL_INVALID / CREDENTIAL_PENDING). The
+ * routes and the scheduler use ensureUsableCredential, which validates a PENDING one instead.
+ */
 export async function requireValidCredential(db: Db | Executor, org_slug: string, providerName: IntegrationProvider): Promise<{ credential_id: string }> {
   const k = 'kysely' in db ? db.kysely : db
   const row = await k

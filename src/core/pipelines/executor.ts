@@ -31,8 +31,13 @@ export interface EngineDeps {
   /** Called when the step that asked for a credential ends (e.g. to stop scrubbing it from logs). */
   releaseCredential?(cred: DecryptedCredential): void
   http: EgressClient
-  /** Optional: whether the org has a VALID credential for `provider` (the scheduler checks it before admission). */
-  integrationReady?(orgSlug: string, provider: IntegrationProvider): Promise<boolean>
+  /** The egress client for one org's calls (its operator-managed allow-list applies); `http` when absent. */
+  httpFor?(orgSlug: string): EgressClient
+  /**
+   * Optional: whether the org's credential for `provider` is usable (the scheduler checks it before
+   * admission): true, or false / the refusal code to record on the schedule.
+   */
+  integrationReady?(orgSlug: string, provider: IntegrationProvider): Promise<boolean | string>
 }
 
 export interface EngineLogger {
@@ -347,7 +352,8 @@ function fencedHttp(ctx: ExecutorContext, run: RunRow, stepSignal: AbortSignal):
     async request(url, req = {}) {
       if (stepSignal.aborted) throw new EgressError('ABORTED')
       if (!(await holdsRun(ctx.db, run.run_id, ctx.workerId)) || stepSignal.aborted) throw new EgressError('ABORTED')
-      return ctx.deps.http.request(url, { ...req, signal: req.signal ? AbortSignal.any([req.signal, stepSignal]) : stepSignal })
+      const http = ctx.deps.httpFor?.(run.org_slug) ?? ctx.deps.http
+      return http.request(url, { ...req, signal: req.signal ? AbortSignal.any([req.signal, stepSignal]) : stepSignal })
     },
   }
 }

@@ -399,7 +399,7 @@ export class Scheduler {
   }
 
   private async fireBatch(due: ScheduleRow[], now: number, out: Record<string, FireResult>): Promise<void> {
-    const ready = new Map<string, Promise<boolean>>() // integration checks, once per org and provider per batch
+    const ready = new Map<string, Promise<boolean | string>>() // integration checks, once per org and provider per batch
     const nextTimes = new Map<string, number | null>() // many schedules share an expression: compute it once per batch
     const prepared = new Map<string, Prepared>()
     for (const s of due) {
@@ -451,7 +451,7 @@ export class Scheduler {
     if (admitted) this.opts.onAdmitted?.()
   }
 
-  private async prepare(s: ScheduleRow, now: number, ready: Map<string, Promise<boolean>>, nextTimes: Map<string, number | null>): Promise<Prepared> {
+  private async prepare(s: ScheduleRow, now: number, ready: Map<string, Promise<boolean | string>>, nextTimes: Map<string, number | null>): Promise<Prepared> {
     const cronKey = `${s.cron}\n${s.timezone}`
     let next = nextTimes.get(cronKey)
     if (next === undefined) {
@@ -485,7 +485,8 @@ export class Scheduler {
         check = integrationReady(s.org_slug, template.integration)
         ready.set(key, check)
       }
-      if (!(await check)) refusal = 'INTEGRATION_NOT_CONFIGURED'
+      const verdict = await check
+      if (verdict !== true) refusal = typeof verdict === 'string' ? verdict : 'INTEGRATION_NOT_CONFIGURED'
     }
     return { next, template, problem, refusal, parameters }
   }

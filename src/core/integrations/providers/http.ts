@@ -20,27 +20,34 @@ const RESERVED_HEADERS = new Set([
   'te', 'trailer', 'proxy-authorization', 'cookie', 'expect',
 ])
 
-function checkTarget(field: string, raw: unknown, cfg: ProviderConfig): string {
+function checkTarget(field: string, raw: unknown, cfg: ProviderConfig, extraHosts: readonly string[]): string {
   if (typeof raw !== 'string' || raw.length > 2048) throw new CredentialFormatError(field, 'must be a URL')
   const opts = egressOptionsFromConfig(cfg)
+  // Shape first (a malformed URL is a format error), then policy (a well-formed URL the egress rules
+  // refuse is a destination error), so the two are told apart.
+  try {
+    checkUrl(raw, { allowLoopback: true, production: false, allowedHosts: [] })
+  } catch (err) {
+    if (!(err instanceof EgressError && err.code === 'BLOCKED_DESTINATION')) throw new CredentialFormatError(field, 'must be an http(s) URL')
+  }
+  if (new URL(raw).protocol === 'http:' && (opts.production || !cfg.egress.allowLoopback)) throw new CredentialFormatError(field, 'must use https')
   let url: URL
   try {
-    url = checkUrl(raw, opts)
-  } catch (err) {
-    if (err instanceof EgressError && err.code === 'BLOCKED_DESTINATION') throw new CredentialFormatError(field, 'is not an allowed destination')
-    throw new CredentialFormatError(field, 'must be an http(s) URL')
+    url = checkUrl(raw, opts, extraHosts)
+  } catch {
+    throw new CredentialFormatError(field, 'is not an allowed destination', 'destination')
   }
-  if (url.protocol === 'http:' && !cfg.egress.allowLoopback) throw new CredentialFormatError(field, 'must use https')
   return url.toString()
 }
 
 /** Checks and normalizes the metadata of an http credential. */
 export function parseHttpMetadata(metadata: Record<string, unknown>, cfg: ProviderConfig): HttpCredentialMetadata {
+  const extraHosts = cfg.orgAllowedHosts ?? []
   const authType = metadata.auth_type
   if (authType !== 'bearer' && authType !== 'header' && authType !== 'basic') {
     throw new CredentialFormatError('metadata.auth_type', 'must be bearer, header or basic')
   }
-  const out: HttpCredentialMetadata = { auth_type: authType, base_url: checkTarget('metadata.base_url', metadata.base_url, cfg) }
+  const out: HttpCredentialMetadata = { auth_type: authType, base_url: checkTarget('metadata.base_url', metadata.base_url, cfg, extraHosts) }
   if (authType === 'header') {
     const name = metadata.header_name
     if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9-]{0,63}$/.test(name) || RESERVED_HEADERS.has(name.toLowerCase())) {
@@ -51,7 +58,7 @@ export function parseHttpMetadata(metadata: Record<string, unknown>, cfg: Provid
     throw new CredentialFormatError('metadata.header_name', 'is only used with auth_type header')
   }
   if (metadata.validation_url !== undefined) {
-    const v = checkTarget('metadata.validation_url', metadata.validation_url, cfg)
+    const v = checkTarget('metadata.validation_url', metadata.validation_url, cfg, extraHosts)
     // The credential is only ever sent to the API it belongs to.
     if (new URL(v).origin !== new URL(out.base_url).origin) {
       throw new CredentialFormatError('metadata.validation_url', 'must be on the base_url origin')

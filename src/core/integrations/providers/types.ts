@@ -10,9 +10,12 @@ export interface ValidationResult {
   error_code?: ValidationErrorCode
 }
 
-/** A credential or its metadata is malformed. Names the field, never the value. */
+/**
+ * A credential or its metadata is malformed (`format`), or names a destination the egress policy
+ * refuses (`destination`). Names the field, never the value.
+ */
 export class CredentialFormatError extends Error {
-  constructor(readonly field: string, reason: string) {
+  constructor(readonly field: string, reason: string, readonly kind: 'format' | 'destination' = 'format') {
     super(`${field}: ${reason}`)
     this.name = 'CredentialFormatError'
   }
@@ -26,7 +29,10 @@ export class ProviderCallError extends Error {
   }
 }
 
-export type ProviderConfig = Pick<Config, 'providers' | 'egress' | 'environment'>
+export type ProviderConfig = Pick<Config, 'providers' | 'egress' | 'environment'> & {
+  /** The org's operator-managed extra egress hosts (production host rule), when known. */
+  orgAllowedHosts?: readonly string[]
+}
 
 export interface ProviderModule {
   readonly name: IntegrationProvider
