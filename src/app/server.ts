@@ -22,6 +22,7 @@ import { integrationRoutes } from './routers/integrations.js'
 import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
 import { orgSelfServiceRoutes } from './routers/org-self-service.js'
+import { egressHostRoutes } from './routers/egress-hosts.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
@@ -246,6 +247,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
 
   healthRoutes(app, ctx)
   adminRoutes(app, ctx)
+  egressHostRoutes(app, ctx)
   organizationRoutes(app, ctx)
   integrationRoutes(app, ctx)
   pipelineRoutes(app, ctx)

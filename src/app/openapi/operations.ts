@@ -114,6 +114,29 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     responses: { 200: 'A page of audit entries' },
     schemas: { response: 'AuditLogPage' },
   },
+  'GET /api/v1/admin/organizations/:org_slug/egress-hosts': {
+    operationId: 'getOrgEgressHosts',
+    summary: "An org's egress allow-list (operator)",
+    description:
+      'The extra hosts this org\'s credential checks, pipeline runs and run webhooks may reach in production, on top of `EGRESS_ALLOWED_HOSTS` and the provider hosts. Root key.',
+    tag: 'Admin',
+    errors: ['ORG_NOT_FOUND'],
+    responses: { 200: 'The allow-list' },
+    schemas: { response: 'OrgEgressHosts' },
+  },
+  'PUT /api/v1/admin/organizations/:org_slug/egress-hosts': {
+    operationId: 'replaceOrgEgressHosts',
+    summary: "Replace an org's egress allow-list (operator)",
+    description:
+      'Replaces the whole list (at most 100 entries: DNS names or `*.suffix`; `[]` clears it). Every bad entry is listed in `errors[]` ' +
+      '(IP addresses, ports, paths, `localhost` and internal/metadata names are refused). Applies at once on every instance, without a restart; ' +
+      'private, loopback and metadata addresses stay blocked whatever the list says. Audited as `egress_hosts.replaced`.',
+    tag: 'Admin',
+    errors: ['VALIDATION_FAILED', 'ORG_NOT_FOUND'],
+    responses: { 200: 'The new list, with the hosts added and removed' },
+    example: { hosts: ['api.partner.example', '*.eu.partner.example'] },
+    schemas: { request: 'OrgEgressHostsReplacement', response: 'OrgEgressHostsChange' },
+  },
   'POST /api/v1/organizations/dryrun': {
     operationId: 'dryRunOnboarding',
     summary: 'Check an onboarding without doing it',

@@ -46,7 +46,13 @@ export async function replaceOrgEgressHosts(
   const added = next.filter((h) => !before.includes(h))
   const removed = before.filter((h) => !next.includes(h))
   if (removed.length) await trx.deleteFrom('org_egress_allowlist').where('org_slug', '=', orgSlug).where('host', 'in', removed).execute()
-  if (added.length) await trx.insertInto('org_egress_allowlist').values(added.map((host) => ({ org_slug: orgSlug, host, created_at: now }))).execute()
+  if (added.length) {
+    await trx
+      .insertInto('org_egress_allowlist')
+      .values(added.map((host) => ({ org_slug: orgSlug, host, created_at: now })))
+      .onConflict((oc) => oc.columns(['org_slug', 'host']).doNothing())
+      .execute()
+  }
   return { added, removed }
 }
 
@@ -68,7 +74,7 @@ export class OrgEgressHosts {
   /** Evicts on `egress.changed` (one org) and drops everything when the bus says events may have been missed. */
   attach(bus: EventBus): void {
     bus.subscribe((e) => {
-      if (e.type === 'egress.changed' && e.org_slug) this.evict(e.org_slug)
+      if ((e.type === 'egress.changed' || e.type === 'org.offboarded') && e.org_slug) this.evict(e.org_slug)
       else if (e.type === 'auth.evict_all') this.clear()
     })
   }
