@@ -5,6 +5,9 @@
 // in arrival order, each decision seeing the ones before it. An admission with a hook (the trigger's
 // Idempotency-Key record) runs alone, since its hook may roll its own transaction back.
 // Caveat: a storage error while deciding a group fails every admission of that group.
+// On SQLite a decision never waits on I/O (better-sqlite3 is synchronous), so without a pause no
+// request could ever arrive while one is decided; `gather` waits one event-loop turn (setImmediate)
+// before each group, so the requests read from the same poll of the sockets are decided together.
 import type { AdmitHook, AdmitInput, AdmitResult } from './admission.js'
 
 interface Waiting {
@@ -23,6 +26,7 @@ export class AdmissionQueue {
     private readonly alone: (input: AdmitInput, hook?: AdmitHook) => Promise<AdmitResult>,
     private readonly group: (inputs: AdmitInput[]) => Promise<AdmitResult[]>,
     private readonly maxGroup = MAX_ADMISSION_GROUP,
+    private readonly gather = false,
   ) {}
 
   admit(input: AdmitInput, hook?: AdmitHook): Promise<AdmitResult> {
@@ -42,6 +46,7 @@ export class AdmissionQueue {
   private async drain(org: string, line: Waiting[]): Promise<void> {
     try {
       while (line.length > 0) {
+        if (this.gather) await new Promise<void>((r) => setImmediate(r))
         let n = 1
         if (!line[0]!.hook) while (n < line.length && n < this.maxGroup && !line[n]!.hook) n++
         const take = line.splice(0, n)

@@ -8,7 +8,7 @@ import type { Database, OrgPipelineRunsTable } from '../db/schema.js'
 import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
 import { newId } from '../ids.js'
 import { AUDIT_COLUMN_NAMES, RUN_COLUMN_NAMES, SQLITE_ADMISSION } from './admission-sql.js'
-import { AdmissionQueue } from './admission-queue.js'
+import { AdmissionQueue, MAX_ADMISSION_GROUP } from './admission-queue.js'
 
 export type RunRow = OrgPipelineRunsTable
 export type RefusalCode = 'DAILY_QUOTA_EXCEEDED' | 'MONTHLY_QUOTA_EXCEEDED' | 'CONCURRENT_LIMIT_EXCEEDED' | 'SUBSCRIPTION_INACTIVE'
@@ -200,7 +200,7 @@ const queues = new WeakMap<Db, AdmissionQueue>()
 function admissionQueueOf(db: Db): AdmissionQueue {
   let q = queues.get(db)
   if (!q) {
-    q = new AdmissionQueue((input, hook) => admitAlone(db, input, hook), (inputs) => admitGroup(db, inputs))
+    q = new AdmissionQueue((input, hook) => admitAlone(db, input, hook), (inputs) => admitGroup(db, inputs), MAX_ADMISSION_GROUP, db.dialect === 'sqlite')
     queues.set(db, q)
   }
   return q
