@@ -22,8 +22,8 @@ import type { SessionService } from './dependencies/session.js'
 export interface DatasetAdmin {
   /** Creates a new org incarnation's isolated dataset under `datasetId` (seeded); returns the id. */
   create(orgSlug: string, datasetId: string): Promise<string>
-  /** Drops one incarnation's dataset; returns whether something was dropped. */
-  drop(ds: DatasetBinding): Promise<boolean>
+  /** Drops one incarnation's dataset; returns whether something was dropped and its catalogue's table count. */
+  drop(ds: DatasetBinding): Promise<{ dropped: boolean; tables: number }>
 }
 
 export interface CredentialAdmin {

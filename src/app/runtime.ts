@@ -167,7 +167,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
           await seedDefaultPrices(openDatasetWriter(db, config.dataDir, { orgSlug: slug, datasetId: id }))
           return id
         },
-        drop: async (ds) => (await dropDataset(db, config.dataDir, ds)).dropped,
+        drop: (ds) => dropDataset(db, config.dataDir, ds),
       },
       credentials: { destroyOrg: (trx, slug) => destroyOrgCredentials(trx, slug, clock.now()) },
       engine: null,

@@ -12,6 +12,8 @@ import { pendingMigrations } from '../core/db/migrate.js'
 import { createKms, decryptSecret, DecryptionError, encryptSecret, KmsUnavailableError, type KmsProvider } from '../core/security/kms-encryption.js'
 import { checkKmsKey, describeKeyCheck, type KeyCheckOutcome } from '../core/security/key-check.js'
 import { checkTemplates } from './templates-validate.js'
+import { createBigQueryHome, DatasetError, probeBigQueryHome } from '../core/datasets/index.js'
+import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 
 const CHECK_TIMEOUT_MS = 10_000
 
@@ -172,6 +174,25 @@ async function checkRedis(config: Config): Promise<CheckResult> {
   }
 }
 
+/** Org datasets on BigQuery: the platform credential gets a token and can list the project's datasets. */
+async function checkDatasets(config: Config): Promise<CheckResult> {
+  const name = 'datasets'
+  const bq = config.datasets.bigquery
+  if (!bq) return { name, status: 'skip', detail: 'org datasets next to the system tables (DATASET_BACKEND not bigquery)', problems: [] }
+  const egress = createEgressClient(egressOptionsFromConfig(config))
+  try {
+    await withTimeout(probeBigQueryHome(createBigQueryHome(bq, egress, { maxAttempts: 2 })), 'bigquery')
+    return { name, status: 'ok', detail: `BigQuery project ${bq.project} (${bq.location}) reachable with the configured service account`, problems: [] }
+  } catch (err) {
+    // DatasetError messages name only a status and a reason code, never upstream text or the key.
+    const reason = err instanceof DatasetError ? err.message : connectReason(err) ?? (err instanceof Error ? err.name : 'error')
+    const hint = 'check BIGQUERY_PROJECT, the service account key (BIGQUERY_CREDENTIALS_FILE / _JSON) and its BigQuery roles, and network access to BIGQUERY_API_ENDPOINT'
+    return { name, status: 'fail', detail: '', problems: [{ message: `BigQuery project ${bq.project} not reachable: ${reason}`, hint }] }
+  } finally {
+    await egress.close()
+  }
+}
+
 function checkTemplateCatalog(dirs: string[]): CheckResult {
   const { count, errors } = checkTemplates(dirs)
   if (errors.length === 0) return { name: 'templates', status: 'ok', detail: `${count} template(s) valid`, problems: [] }
@@ -197,8 +218,9 @@ export async function doctor(processEnv: NodeJS.ProcessEnv = process.env): Promi
         : await checkKms(config),
     )
     results.push(await checkRedis(config))
+    results.push(await checkDatasets(config))
   } else {
-    results.push(skipped('database'), skipped('kms'), skipped('redis'))
+    results.push(skipped('database'), skipped('kms'), skipped('redis'), skipped('datasets'))
   }
   const dirs = config ? config.pipelineConfigDirs : (env.PIPELINE_CONFIG_DIRS ?? '').split(':').map((d) => d.trim()).filter(Boolean)
   results.push(checkTemplateCatalog(dirs))

@@ -2,6 +2,9 @@
 // any job is sent, user values only as typed parameters, idempotent loads (staging + one MERGE), tables
 // partitioned and clustered, errors mapped without upstream text, 429/5xx retried, fences honoured.
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 import { createServer } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { openDatabase, type Db } from '../../src/core/db/database.js'
@@ -179,6 +182,32 @@ for (const backend of backendNames()) {
       await assert.rejects(w('a').select('SELECT model FROM usage_daily', {}, 1), code('LIMIT_EXCEEDED'))
     })
 
+    test('the SQL of every shipped generic.sql_transform step runs on BigQuery', async () => {
+      const a = w('a')
+      await a.ensureTable({
+        name: 'orders',
+        columns: [
+          { name: 'order_id', type: 'text' }, { name: 'order_date', type: 'date' }, { name: 'status', type: 'text' }, { name: 'amount', type: 'real' },
+          { name: 'currency', type: 'text' }, { name: 'customer', type: 'text', nullable: true }, { name: 'created_at', type: 'timestamp', nullable: true },
+        ],
+        naturalKey: ['order_id'],
+        dateColumn: 'order_date',
+      })
+      await a.upsertRows('orders', [
+        { order_id: 'o1', order_date: '2026-11-05', status: 'paid', amount: 10, currency: 'EUR', created_at: '2026-11-05T10:00:00Z' },
+        { order_id: 'o2', order_date: '2026-11-05', status: 'paid', amount: 5.5, currency: 'EUR' },
+        { order_id: 'o3', order_date: '2026-11-06', status: 'paid', amount: 1, currency: 'EUR' },
+      ])
+      const steps = shippedSqlSteps()
+      assert.ok(steps.length >= 1)
+      for (const { file, sql } of steps) {
+        const rows = await a.select(sql, { date: '2026-11-05' }, 1000)
+        assert.ok(rows.length > 0, file)
+      }
+      const [summary] = await a.select(steps[0]!.sql, { date: '2026-11-05' }, 1000)
+      assert.deepEqual(summary, { order_date: '2026-11-05', status: 'paid', currency: 'EUR', orders: 2, amount: 15.5 })
+    })
+
     test('specs only grow: a new nullable column is patched in; anything else is SCHEMA_CONFLICT before any call', async () => {
       const a = w('a')
       await a.ensureTable({ ...DAILY, columns: [...DAILY.columns, { name: 'region', type: 'text', nullable: true }] })
@@ -250,6 +279,16 @@ for (const backend of backendNames()) {
       assert.deepEqual(await dropDataset(db, b.dataDir, { orgSlug: 'org-b', datasetId: ids.b! }), { dropped: false, tables: 0 })
       await assert.rejects(createDataset(db, b.dataDir, 'org-a', ids.a), code('DATASET_EXISTS'))
     })
+  })
+}
+
+/** The `sql` of every generic.sql_transform step in configs/pipelines. */
+function shippedSqlSteps(): { file: string; sql: string }[] {
+  const root = join(import.meta.dirname, '..', '..', 'configs', 'pipelines')
+  const files = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : n.endsWith('.yml') ? [join(dir, n)] : []))
+  return files(root).flatMap((file) => {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as { steps?: { processor?: string; config?: { sql?: string } }[] }
+    return (doc.steps ?? []).filter((s) => s.processor === 'generic.sql_transform' && s.config?.sql).map((s) => ({ file, sql: s.config!.sql! }))
   })
 }
 

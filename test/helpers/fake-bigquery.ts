@@ -535,6 +535,14 @@ export async function startFakeBigQuery(opts: { project?: string; location?: str
           return
         }
       }
+      if ((m = /^\/datasets\/(\w+)\/tables$/.exec(rest)) && req.method === 'GET') {
+        // tables.list, paged by pageToken (an offset) with maxResults.
+        const names = [...getDataset(m[1]!).tables.keys()].sort()
+        const max = Math.min(Number(u.searchParams.get('maxResults') ?? 50), 2)
+        const start = Number(u.searchParams.get('pageToken') ?? 0)
+        const next = start + max < names.length ? String(start + max) : undefined
+        return send(res, 200, { kind: 'bigquery#tableList', totalItems: names.length, tables: names.slice(start, start + max).map((id) => ({ tableReference: { projectId: project, datasetId: m![1], tableId: id } })), ...(next ? { nextPageToken: next } : {}) })
+      }
       if ((m = /^\/datasets\/(\w+)\/tables$/.exec(rest)) && req.method === 'POST') {
         const t = createTable(m[1]!, json())
         return send(res, 200, tableResource(m[1]!, (json().tableReference as { tableId: string }).tableId, t))

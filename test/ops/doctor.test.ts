@@ -103,3 +103,29 @@ test('doctor reports a KMS key that cannot unwrap the database key-check value, 
   const ok = await runCli(['doctor'], env)
   assert.match(ok.stdout, /unwraps the database key-check value/)
 })
+
+test('datasets on BigQuery: the credential must reach the project; failures name no key or upstream text', async () => {
+  const { startFakeBigQuery, fakeBigQueryEnv, UPSTREAM_DETAIL } = await import('../helpers/fake-bigquery.js')
+  const fake = await startFakeBigQuery()
+  const other = await startFakeBigQuery({ project: fake.project })
+  try {
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'tf-doc-')), 'data')
+    const env = { DATA_DIR: dataDir, CA_ROOT_API_KEY: TEST_ROOT_KEY, KMS_LOCAL_MASTER_KEY: KEY, EGRESS_ALLOW_LOOPBACK: 'true', ...fakeBigQueryEnv(fake) }
+    assert.equal((await runCli(['migrate'], env)).code, 0)
+    const ok = await runCli(['doctor'], env)
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    assert.match(ok.stdout, new RegExp(`^ok {4}datasets: BigQuery project ${fake.project} \\(EU\\) reachable`, 'm'))
+    assert.ok(fake.tokensIssued >= 1 && fake.calls.includes(`GET /bigquery/v2/projects/${fake.project}/datasets`))
+    // A key the token endpoint cannot verify (another key pair, same token endpoint).
+    const wrongKey = other.serviceAccount.json.replace(other.url, fake.url)
+    const bad = await runCli(['doctor'], { ...env, BIGQUERY_CREDENTIALS_JSON: wrongKey })
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr)
+    assert.match(bad.stdout, /^FAIL {2}datasets$/m)
+    assert.match(bad.stdout, /credential refused by the token endpoint \(HTTP 400\)/)
+    const key = JSON.parse(wrongKey).private_key as string
+    assert.ok(!bad.stdout.includes(key.split('\n')[1]!) && !bad.stdout.includes(UPSTREAM_DETAIL))
+  } finally {
+    await fake.close()
+    await other.close()
+  }
+})

@@ -109,5 +109,6 @@ export const DeletionResponse = Strict({
   runs_cancelled: Type.Integer(),
   credentials_destroyed: Type.Integer(),
   dataset_dropped: Type.Boolean(),
+  dataset_tables_deleted: Type.Integer({ minimum: 0 }),
   rows_deleted: Type.Record(Type.String({ maxLength: 64 }), Type.Integer()),
 })

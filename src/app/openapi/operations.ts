@@ -430,7 +430,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Tables of the dataset',
     description: "The org's dataset tables with their columns, natural key, date column and row count.",
     tag: 'Data',
-    errors: ['INVALID_API_KEY', 'NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED'],
+    errors: ['INVALID_API_KEY', 'NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED', 'DATASET_UNAVAILABLE'],
     responses: { 200: 'The tables' },
   },
   'GET /api/v1/data/:org_slug/tables/:table/rows': {
@@ -438,7 +438,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Rows of a table',
     description: 'Rows ordered by natural key, filtered by `date_from`/`date_to` on the date column, keyset-paged (`limit` ≤ 1000).',
     tag: 'Data',
-    errors: ['INVALID_API_KEY', 'NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED'],
+    errors: ['INVALID_API_KEY', 'NOT_FOUND', 'INVALID_CURSOR', 'VALIDATION_FAILED', 'DATASET_UNAVAILABLE'],
     responses: { 200: 'A page of rows' },
   },
   // ---- console (issue 11) ----
@@ -502,7 +502,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Daily cost by provider and model',
     description: "Sums the org's cost tables (openai_cost_daily, anthropic_cost_daily, gcp_billing_daily net cost) per UTC day and model over the last `days` (1–90, default 30), with totals per provider.",
     tag: 'Data',
-    errors: ['INVALID_API_KEY'],
+    errors: ['INVALID_API_KEY', 'DATASET_UNAVAILABLE'],
     responses: { 200: 'Cost points and totals' },
   },
   'GET /api/v1/admin/overview/organizations': {

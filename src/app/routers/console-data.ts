@@ -6,7 +6,8 @@ import { sql } from 'kysely'
 import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
 import { Cursor, decodeCursor, encodeCursor, errorResponses, iso, OrgParams, Strict } from '../models/common.js'
-import { openDatasetReader } from '../../core/datasets/index.js'
+import { DatasetError, openDatasetReader, type DatasetReader } from '../../core/datasets/index.js'
+import { ApiError } from '../errors.js'
 import { requireOrgAuth } from '../dependencies/auth.js'
 import { utcDate } from '../../core/clock.js'
 import { recentProcesses } from '../../core/observability/process-registry.js'
@@ -100,6 +101,33 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'>
   }
 }
 
+/** Daily cost per provider and model from the org's cost tables (dates bound as parameters). */
+async function costSummary(reader: DatasetReader, org: string, from: string, to: string) {
+  const present = new Set((await reader.listTables()).map((t) => t.name))
+  const points: { date: string; provider: string; model: string; cost: number }[] = []
+  const byProvider: Record<string, number> = {}
+  const sources: string[] = []
+  for (const s of COST_SOURCES) {
+    if (!present.has(s.table)) continue
+    sources.push(s.provider)
+    // Identifiers come from the constant table above; the dates are bound parameters.
+    const rows = await reader.select(
+      `SELECT date AS day, ${s.model} AS model, SUM(${s.cost}) AS cost FROM ${s.table} WHERE date >= :date_from AND date <= :date_to GROUP BY date, ${s.model}`,
+      { date_from: from, date_to: to },
+      10_000,
+    )
+    for (const r of rows) {
+      const cost = Number(r.cost ?? 0)
+      points.push({ date: dateText(r.day), provider: s.provider, model: String(r.model ?? 'unknown').slice(0, 200), cost: round6(cost) })
+      byProvider[s.provider] = (byProvider[s.provider] ?? 0) + cost
+    }
+  }
+  points.sort((a, b) => (a.date === b.date ? (a.provider + a.model).localeCompare(b.provider + b.model) : a.date.localeCompare(b.date)))
+  const total = Object.values(byProvider).reduce((a, b) => a + b, 0)
+  for (const k of Object.keys(byProvider)) byProvider[k] = round6(byProvider[k]!)
+  return { org_slug: org, from, to, points, totals: { total: round6(total), by_provider: byProvider }, sources }
+}
+
 export function consoleDataRoutes(app: App, ctx: AppContext): void {
   const db = ctx.db.kysely
 
@@ -117,29 +145,10 @@ export function consoleDataRoutes(app: App, ctx: AppContext): void {
       const from = utcDate(now - (days - 1) * DAY_MS)
       const auth = requireOrgAuth(req)
       const reader = openDatasetReader(ctx.db, ctx.config.dataDir, { orgSlug: auth.org_slug, datasetId: auth.dataset_id })
-      const present = new Set((await reader.listTables()).map((t) => t.name))
-      const points: { date: string; provider: string; model: string; cost: number }[] = []
-      const byProvider: Record<string, number> = {}
-      const sources: string[] = []
-      for (const s of COST_SOURCES) {
-        if (!present.has(s.table)) continue
-        sources.push(s.provider)
-        // Identifiers come from the constant table above; the dates are bound parameters.
-        const rows = await reader.select(
-          `SELECT date AS day, ${s.model} AS model, SUM(${s.cost}) AS cost FROM ${s.table} WHERE date >= :date_from AND date <= :date_to GROUP BY date, ${s.model}`,
-          { date_from: from, date_to: to },
-          10_000,
-        )
-        for (const r of rows) {
-          const cost = Number(r.cost ?? 0)
-          points.push({ date: dateText(r.day), provider: s.provider, model: String(r.model ?? 'unknown').slice(0, 200), cost: round6(cost) })
-          byProvider[s.provider] = (byProvider[s.provider] ?? 0) + cost
-        }
-      }
-      points.sort((a, b) => (a.date === b.date ? (a.provider + a.model).localeCompare(b.provider + b.model) : a.date.localeCompare(b.date)))
-      const total = Object.values(byProvider).reduce((a, b) => a + b, 0)
-      for (const k of Object.keys(byProvider)) byProvider[k] = round6(byProvider[k]!)
-      return { org_slug: org, from, to, points, totals: { total: round6(total), by_provider: byProvider }, sources }
+      return costSummary(reader, org, from, to).catch((err: unknown) => {
+        if (err instanceof DatasetError && err.code === 'DATASET_UNAVAILABLE') throw new ApiError('DATASET_UNAVAILABLE')
+        throw err
+      })
     },
   )
 

@@ -34,6 +34,7 @@ function mapDatasetError(err: unknown): never {
   if (err instanceof DatasetError) {
     if (err.code === 'TABLE_NOT_FOUND' || err.code === 'DATASET_NOT_FOUND' || err.code === 'INVALID_IDENTIFIER') throw new ApiError('NOT_FOUND')
     if (err.code === 'INVALID_CURSOR') throw new ApiError('INVALID_CURSOR')
+    if (err.code === 'DATASET_UNAVAILABLE') throw new ApiError('DATASET_UNAVAILABLE')
     if (err.code === 'INVALID_FILTER') throw new ApiError('VALIDATION_FAILED', { fields: ['querystring/date_from'] })
   }
   throw err

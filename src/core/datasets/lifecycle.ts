@@ -7,7 +7,7 @@ import { bigQueryHomeOf } from './bigquery/home.js'
 import { deleteEntries } from './catalogue.js'
 import { DatasetError } from './errors.js'
 import { assertDatasetId, assertOrgSlug, newDatasetId, quoteSchema, schemaOfDataset } from './identifiers.js'
-import { createOrgFile, datasetFilePath, forgetOrgFile } from './sqlite-files.js'
+import { countOrgFileTables, createOrgFile, datasetFilePath, forgetOrgFile } from './sqlite-files.js'
 import type { DatasetBinding } from './types.js'
 
 /**
@@ -36,20 +36,28 @@ export async function createDataset(db: Db, dataDir: string, orgSlug: string, da
   return id
 }
 
-/** Drops one dataset and its catalogue rows. Idempotent. Returns whether a dataset existed. */
+/**
+ * Drops one dataset with its contents, and its catalogue rows. Idempotent. Returns whether a dataset
+ * existed and how many tables it held (counted in the dataset itself: offboarding deletes the org's
+ * catalogue rows before the dataset goes).
+ */
 export async function dropDataset(db: Db, dataDir: string, ds: DatasetBinding): Promise<{ dropped: boolean; tables: number }> {
   const id = assertDatasetId(ds.datasetId)
   let dropped: boolean
+  let tables = 0
   const bigquery = bigQueryHomeOf(db)
   if (bigquery) {
-    dropped = await dropBigQueryDataset(bigquery, id)
+    ;({ dropped, tables } = await dropBigQueryDataset(bigquery, id))
   } else if (db.dialect === 'postgres') {
     const schema = schemaOfDataset(id)
     const r = await db.pgPool!.query('SELECT 1 FROM pg_namespace WHERE nspname = $1 LIMIT 1', [schema])
     dropped = r.rowCount === 1
+    const n = await db.pgPool!.query('SELECT COUNT(*)::int AS n FROM pg_tables WHERE schemaname = $1', [schema])
+    tables = Number(n.rows[0]?.n ?? 0)
     await db.pgPool!.query(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`)
   } else {
     const path = datasetFilePath(dataDir, id)
+    tables = countOrgFileTables(path)
     forgetOrgFile(path)
     dropped = false
     for (const p of [path, `${path}-wal`, `${path}-shm`]) {
@@ -61,6 +69,6 @@ export async function dropDataset(db: Db, dataDir: string, ds: DatasetBinding): 
       }
     }
   }
-  const tables = await deleteEntries(db, id)
+  await deleteEntries(db, id)
   return { dropped, tables }
 }

@@ -85,3 +85,13 @@ export function createOrgFile(path: string): void {
 export function forgetOrgFile(path: string): void {
   handles.delete(path)
 }
+
+/** Tables in a dataset file (0 when it does not exist). */
+export function countOrgFileTables(path: string): number {
+  try {
+    return withOrgFile(path, (db) => (db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' LIMIT 1").get() as { n: number }).n)
+  } catch (err) {
+    if (err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND') return 0
+    throw err
+  }
+}

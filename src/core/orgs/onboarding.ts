@@ -22,8 +22,8 @@ export interface OrgDeps {
   now(): number
   /** Creates the dataset of a new incarnation under `datasetId`; returns it. */
   createDataset(orgSlug: string, datasetId: string): Promise<string>
-  /** Drops one incarnation's dataset (idempotent); returns whether it existed. */
-  dropDataset(ds: DatasetBinding): Promise<boolean>
+  /** Drops one incarnation's dataset (idempotent); returns whether it existed and how many catalogue tables it had. */
+  dropDataset(ds: DatasetBinding): Promise<{ dropped: boolean; tables: number }>
   /** Shreds every credential of the org inside the offboarding transaction; returns the count. */
   destroyCredentials(trx: Transaction<Database>, orgSlug: string): Promise<number>
   /** Aborts the incarnation's in-flight runs on every process (event bus); throws if it cannot be sent. */
@@ -272,6 +272,8 @@ export interface DeletionRecord {
   runs_cancelled: number
   credentials_destroyed: number
   dataset_dropped: boolean
+  /** Tables the dataset's catalogue listed when it was dropped (deleted with their contents). */
+  dataset_tables_deleted: number
   rows_deleted: Record<string, number>
 }
 
@@ -325,7 +327,7 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
   })
   await deps.stopOrgRuns(ds)
   await deps.evictOrg(orgSlug)
-  const dropped = await deps.dropDataset(ds)
+  const { dropped, tables } = await deps.dropDataset(ds)
   const record: DeletionRecord = {
     org_slug: orgSlug,
     deletion_id: deletionId,
@@ -334,6 +336,7 @@ export async function offboardOrg(deps: OrgDeps, orgSlug: string, meta: { reques
     runs_cancelled: outcome.cancelled,
     credentials_destroyed: outcome.credentials,
     dataset_dropped: dropped,
+    dataset_tables_deleted: tables,
     rows_deleted: outcome.rows,
   }
   await db.transaction().execute(async (trx) => {

@@ -66,6 +66,8 @@ export type ProcessorErrorCode =
   | 'CREDENTIAL_UNUSABLE'
   /** This process could not decrypt the credential (KMS down or another key): infrastructure, retryable. */
   | 'KMS_UNAVAILABLE'
+  /** The org dataset's warehouse (BigQuery) could not be reached or kept failing: infrastructure, retryable. */
+  | 'DATASET_UNAVAILABLE'
   | 'BLOCKED_DESTINATION'
   | 'INVALID_DATA'
   | 'LIMIT_EXCEEDED'

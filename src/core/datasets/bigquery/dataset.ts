@@ -379,14 +379,27 @@ export async function createBigQueryDataset(home: BigQueryHome, orgSlug: string,
   })
 }
 
-/** Deletes the org's BigQuery dataset with its contents. Returns whether it existed. */
-export async function dropBigQueryDataset(home: BigQueryHome, datasetId: string): Promise<boolean> {
+const TABLE_PAGES_MAX = 100
+
+/** Deletes the org's BigQuery dataset with its contents (deleteContents=true). Returns whether it existed and its tables (staging ones excluded). */
+export async function dropBigQueryDataset(home: BigQueryHome, datasetId: string): Promise<{ dropped: boolean; tables: number }> {
   const path = `/datasets/${bigQueryDatasetOf(datasetId)}`
   const deadline = Date.now() + home.jobTimeoutMs
+  let tables = 0
   try {
-    await home.client.call({ path, deadline })
+    let pageToken: string | undefined
+    for (let page = 0; page < TABLE_PAGES_MAX; page++) {
+      const r = await home.client.call<{ tables?: { tableReference?: { tableId?: string } }[]; nextPageToken?: string }>({
+        path: `${path}/tables`,
+        query: { maxResults: '1000', ...(pageToken ? { pageToken } : {}) },
+        deadline,
+      })
+      tables += (r.tables ?? []).filter((t) => !String(t.tableReference?.tableId ?? '').startsWith('tenantflow_stage_')).length
+      pageToken = typeof r.nextPageToken === 'string' && r.nextPageToken.length <= 4096 ? r.nextPageToken : undefined
+      if (!pageToken) break
+    }
   } catch (err) {
-    if (err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND') return false
+    if (err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND') return { dropped: false, tables: 0 }
     throw err
   }
   try {
@@ -394,6 +407,6 @@ export async function dropBigQueryDataset(home: BigQueryHome, datasetId: string)
   } catch (err) {
     if (!(err instanceof DatasetError && err.code === 'DATASET_NOT_FOUND')) throw err
   }
-  return true
+  return { dropped: true, tables }
 }
 

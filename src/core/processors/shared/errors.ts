@@ -11,6 +11,8 @@ export function toProcessorError(err: unknown): unknown {
       return new ProcessorError('LIMIT_EXCEEDED', err.message)
     case 'QUERY_FAILED':
       return new ProcessorError('PROCESSOR_ERROR', err.message, { retryable: true })
+    case 'DATASET_UNAVAILABLE':
+      return new ProcessorError('DATASET_UNAVAILABLE', err.message, { retryable: true })
     case 'WRITE_FENCED':
       return new ProcessorError('CANCELLED', err.message)
     case 'DATASET_NOT_FOUND':
