@@ -17,7 +17,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
 /** The server logs at the default level (info), one access line per request, to a file like production. */
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
 /** Connection counts for the quota route's scale curve (BENCH_CURVE=0 skips it). */
-const CURVE = process.env.BENCH_CURVE === '0' ? [] : [100, 1000]
+const CURVE = process.env.BENCH_CURVE === '0' ? [] : [100, 1000, 5000]
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
 interface Result {
@@ -159,6 +159,7 @@ async function main(): Promise<void> {
   const bare = await barePostRate()
   goals.push({ name: 'trigger → 202 / bare Fastify POST, embedded', ratio: engine.embeddedAdmissionsPerSec / bare, goal: 0.25 })
   printGoals(goals)
+  if (process.env.BENCH_ORGS !== '0') await (await import('./orgs.js')).runOrgsBench({ duration: DURATION, connections: CONNECTIONS })
   if (process.env.BENCH_ADMISSION !== '0') await (await import('./admission.js')).runAdmissionBench({ duration: DURATION })
   await (await import('./timing.js')).runTimingBench() // h-timing: scheduler lateness (issue 8 item 6)
 }

@@ -7,8 +7,8 @@ import { buildTestApp } from '../helpers/app.js'
 test('default cache size follows the heap limit, within bounds', () => {
   const GiB = 1024 ** 3
   assert.equal(defaultAuthCacheMax(256 * 1024 ** 2), 10_000)
-  assert.equal(defaultAuthCacheMax(4 * GiB), Math.floor((4 * GiB * 0.01) / 1024))
-  assert.ok(defaultAuthCacheMax(4 * GiB) >= 40_000, '50k-org scale fits a default 4 GiB heap closely')
+  assert.equal(defaultAuthCacheMax(4 * GiB), Math.floor((4 * GiB * 0.025) / 1024))
+  assert.ok(defaultAuthCacheMax(2 * GiB) >= 50_000, '50,000 orgs fit a 2 GiB heap')
   assert.equal(defaultAuthCacheMax(1024 * GiB), 1_000_000)
 })
 
