@@ -201,12 +201,24 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   })
 
   const accessLog = createAccessLog(ctx.logger)
+  // The labelled children, looked up once per (method, route, status) instead of hashing labels per request.
+  const counters = new Map<string, ReturnType<typeof ctx.metrics.requests.labels>>()
+  const timers = new Map<string, ReturnType<typeof ctx.metrics.duration.labels>>()
+  const requestMetrics = (method: string, route: string, status: number, seconds: number) => {
+    const k = `${method} ${route}`
+    let timer = timers.get(k)
+    if (!timer) timers.set(k, (timer = ctx.metrics.duration.labels({ method, route })))
+    const ks = `${k} ${status}`
+    let counter = counters.get(ks)
+    if (!counter) counters.set(ks, (counter = ctx.metrics.requests.labels({ method, route, status: String(status) })))
+    counter.inc()
+    timer.observe(seconds)
+  }
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     const status = reply.statusCode
     const elapsed = reply.elapsedTime
-    ctx.metrics.requests.inc({ method: req.method, route, status: String(status) })
-    ctx.metrics.duration.observe({ method: req.method, route }, elapsed / 1000)
+    requestMetrics(req.method, route, status, elapsed / 1000)
     const org = req.auth?.kind === 'org' ? req.auth.org_slug : undefined
     accessLog({ req_id: String(req.id), method: req.method, route, status, ms: Math.round(elapsed * 100) / 100, ...(org ? { org } : {}) })
   })

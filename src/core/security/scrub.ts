@@ -12,10 +12,10 @@ const MIN_TRACKED_LENGTH = 8
 /** Upper bound on values tracked at once; the oldest registration is dropped first. */
 const MAX_TRACKED = 512
 
-// value → number of live registrations (two steps may use the same credential at once)
-const active = new Map<string, number>()
-// Process-lifetime secrets from configuration (root key, signing secret).
-const pinned = new Set<string>()
+// value → live registrations (two steps may use the same credential at once) and its text forms
+const active = new Map<string, { count: number; forms: string[] }>()
+// Process-lifetime secrets from configuration (root key, signing secret) → their text forms.
+const pinned = new Map<string, string[]>()
 
 const PATTERNS: [RegExp, string][] = [
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, REDACTED],
@@ -36,16 +36,18 @@ function forms(value: string): string[] {
 /** Tracks a decrypted value until the returned release function is called. */
 export function registerSecret(value: string): () => void {
   if (typeof value !== 'string' || value.length < MIN_TRACKED_LENGTH) return () => {}
-  active.set(value, (active.get(value) ?? 0) + 1)
+  const entry = active.get(value)
+  if (entry) entry.count++
+  else active.set(value, { count: 1, forms: forms(value) })
   while (active.size > MAX_TRACKED) active.delete(active.keys().next().value as string)
   let released = false
   return () => {
     if (released) return
     released = true
-    const n = active.get(value)
-    if (n === undefined) return
-    if (n <= 1) active.delete(value)
-    else active.set(value, n - 1)
+    const e = active.get(value)
+    if (e === undefined) return
+    if (e.count <= 1) active.delete(value)
+    else e.count--
   }
 }
 
@@ -61,7 +63,7 @@ export async function withSecret<T>(values: string | string[], fn: () => Promise
 
 /** Scrubs a configuration secret for the life of the process (root key, webhook signing secret). */
 export function pinSecret(value: string | null | undefined): void {
-  if (value && value.length >= MIN_TRACKED_LENGTH) pinned.add(value)
+  if (value && value.length >= MIN_TRACKED_LENGTH) pinned.set(value, forms(value))
 }
 
 /** Number of values tracked right now (tests check that nothing outlives its use). */
@@ -71,10 +73,11 @@ export function trackedSecretCount(): number {
 
 export function scrubText(text: string): string {
   let out = text
-  for (const source of [pinned, active.keys()]) {
-    for (const value of source) {
-      for (const form of forms(value)) if (out.includes(form)) out = out.split(form).join(REDACTED)
-    }
+  for (const valueForms of pinned.values()) {
+    for (const form of valueForms) if (out.includes(form)) out = out.split(form).join(REDACTED)
+  }
+  for (const e of active.values()) {
+    for (const form of e.forms) if (out.includes(form)) out = out.split(form).join(REDACTED)
   }
   for (const [re, replacement] of PATTERNS) out = out.replace(re, replacement)
   return out
