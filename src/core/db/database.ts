@@ -98,6 +98,7 @@ export function inlineLimits(text: string, parameters: unknown[], slots: number[
 class SqliteConnection implements DatabaseConnection {
   private readonly statements = new LRUCache<string, SqliteDatabase.Statement>({ max: 2000 })
   private readonly limitSlots = new LRUCache<string, number[]>({ max: 2000 })
+  private readonly inlined = new LRUCache<string, { text: string; dropped: Set<number> | null }>({ max: 2000 })
   constructor(private readonly db: SqliteDatabase.Database) {}
 
   private prepare(text: string): SqliteDatabase.Statement {
@@ -115,7 +116,21 @@ class SqliteConnection implements DatabaseConnection {
       slots = limitParameterSlots(compiled.sql)
       this.limitSlots.set(compiled.sql, slots)
     }
-    const { sql: text, parameters: params } = inlineLimits(compiled.sql, compiled.parameters as unknown[], slots)
+    let text = compiled.sql
+    let params = compiled.parameters as unknown[]
+    if (slots.length > 0) {
+      // The rewritten text depends only on the SQL and its LIMIT/OFFSET values: rewrite each pair once.
+      const key = `${compiled.sql}\u0000${slots.map((i) => `${typeof params[i]}:${String(params[i])}`).join(',')}`
+      let rewritten = this.inlined.get(key)
+      if (!rewritten) {
+        const r = inlineLimits(compiled.sql, params, slots)
+        rewritten = { text: r.sql, dropped: r.parameters.length === params.length ? null : new Set(slots.filter((i) => typeof params[i] === 'number' && Number.isSafeInteger(params[i]) && (params[i] as number) >= 0)) }
+        this.inlined.set(key, rewritten)
+      }
+      text = rewritten.text
+      const dropped = rewritten.dropped
+      if (dropped) params = params.filter((_, i) => !dropped.has(i))
+    }
     const stmt = this.prepare(text)
     if (stmt.reader) return { rows: stmt.all(params) as R[] }
     const { changes, lastInsertRowid } = stmt.run(params)
