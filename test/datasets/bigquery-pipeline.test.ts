@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { bigQueryDatasetOf } from '../../src/core/datasets/identifiers.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { backendNames } from '../helpers/backends.js'
-import { fakeBigQueryEnv, startFakeBigQuery, type FakeBigQuery } from '../helpers/fake-bigquery.js'
+import { fakeBigQueryEnv, startFakeBigQuery, UPSTREAM_DETAIL, type FakeBigQuery } from '../helpers/fake-bigquery.js'
 import { json, startUpstream, type Upstream } from '../integrations/fakes.js'
 
 const ADMIN_KEY = 'sk-admin-BigQueryE2E-0123456789abcdef'
@@ -112,6 +112,24 @@ for (const backend of backendNames()) {
       assert.ok(queries.every((j) => j.defaultDataset === own && j.maximumBytesBilled && j.jobTimeoutMs))
       assert.ok(fake.jobs.filter((j) => j.kind === 'load').every((j) => j.destination!.startsWith(`${own}.tenantflow_stage_`)))
       assert.ok(queries.every((j) => !j.sql!.includes(DATE) && !j.sql!.includes('proj_a')), 'values only as parameters')
+    })
+
+    test('an unreachable warehouse is 503 DATASET_UNAVAILABLE on the data API, without upstream text', async () => {
+      fake.fail(1000, { status: 503, reason: 'backendError' })
+      try {
+        for (const url of ['/api/v1/data/acme-bq/tables/openai_usage_daily/rows', '/api/v1/data/acme-bq/cost-summary']) {
+          const res = await t.app.inject({ method: 'GET', url, headers: t.org(key) })
+          assert.equal(res.statusCode, 503, res.body)
+          assert.equal(res.json().code, 'DATASET_UNAVAILABLE')
+          assert.ok(!res.body.includes(UPSTREAM_DETAIL) && !res.body.includes('backendError'))
+        }
+        const logs = t.logs.join('')
+        assert.ok(!logs.includes(UPSTREAM_DETAIL), 'no upstream text in the logs either')
+        const pem = (JSON.parse(fake.serviceAccount.json) as { private_key: string }).private_key.split('\n')[1]!
+        assert.ok(!logs.includes(pem), 'the service-account key is never logged')
+      } finally {
+        fake.clearFailures()
+      }
     })
 
     test('offboarding deletes the BigQuery dataset with its contents and records its tables', async () => {

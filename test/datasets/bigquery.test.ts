@@ -261,6 +261,28 @@ for (const backend of backendNames()) {
       }
     })
 
+    test('a retry backoff ends as soon as the step signal aborts', async () => {
+      const egress = createEgressClient({ allowLoopback: true, production: false, allowedHosts: [], timeoutMs: 5_000, maxSockets: 2 })
+      const db2 = openDatabase({ databaseUrl: b.databaseUrl, dataDir: b.dataDir, poolSize: 1 })
+      try {
+        // A backoff of 30-60 s: only the abort can end this call in time.
+        useBigQueryHome(db2, createBigQueryHome(fakeBigQueryConfig(fake), egress, { baseDelayMs: 60_000 }))
+        fake.fail(1000, { status: 503, reason: 'backendError' })
+        const ctl = new AbortController()
+        const before = fake.calls.length
+        const pending = openDatasetWriter(db2, b.dataDir, { orgSlug: 'org-a', datasetId: ids.a! }, { fence: { signal: ctl.signal } }).upsertRows('usage_daily', day('2026-11-10'))
+        const apiCalls = () => fake.calls.slice(before).filter((c) => c !== 'POST /token').length
+        for (let i = 0; i < 6000 && apiCalls() === 0; i++) await new Promise((r) => setTimeout(r, 5))
+        ctl.abort()
+        await assert.rejects(pending, code('WRITE_FENCED'))
+        assert.equal(apiCalls(), 1, 'one attempt, then the backoff was cut short')
+      } finally {
+        fake.clearFailures()
+        await db2.close()
+        await egress.close()
+      }
+    })
+
     test('a closed fence writes nothing and sends nothing', async () => {
       const ctl = new AbortController()
       ctl.abort()

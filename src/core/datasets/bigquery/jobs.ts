@@ -66,6 +66,7 @@ export async function runQuery(scope: JobScope, query: string, params: QueryPara
   const fields: BqField[] = []
   const rows: unknown[][] = []
   let pageToken: string | undefined
+  let waits = 0
   for (;;) {
     if (scope.now() > until) throw new DatasetError('DATASET_UNAVAILABLE', 'bigquery job did not finish in BIGQUERY_JOB_TIMEOUT_MS')
     const query: Record<string, string> = {
@@ -77,7 +78,13 @@ export async function runQuery(scope: JobScope, query: string, params: QueryPara
     if (pageToken) query.pageToken = pageToken
     const page = await client.call<ResultsPage>({ path: `/queries/${encodeURIComponent(jobId)}`, query, signal: scope.signal, deadline: until, notFound: 'QUERY_FAILED' })
     if (page.errors && page.errors.length > 0) throw jobError(page.errors[0])
-    if (page.jobComplete !== true) continue
+    if (page.jobComplete !== true) {
+      // getQueryResults already long-polls (timeoutMs); a service answering at once is not spun on.
+      await abortableSleep(Math.min(2000, 50 * 2 ** Math.min(waits++, 6)), scope.signal).catch(() => {
+        throw new DatasetError('WRITE_FENCED', 'bigquery query stopped: the step was stopped or its run no longer holds its lease')
+      })
+      continue
+    }
     if (fields.length === 0) fields.push(...(page.schema?.fields ?? []))
     for (const r of page.rows ?? []) {
       const cells = r.f
