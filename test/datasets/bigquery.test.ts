@@ -113,6 +113,21 @@ for (const backend of backendNames()) {
       assert.deepEqual(await a.readRows('prices', { limit: 10 }), [])
     })
 
+    test('keyset paging over boolean, integer and timestamp keys', async () => {
+      const a = w('a')
+      await a.ensureTable({ name: 'flags', columns: [{ name: 'on', type: 'boolean' }, { name: 'n', type: 'integer' }, { name: 'at', type: 'timestamp' }], naturalKey: ['on', 'n', 'at'] })
+      const rows = [true, false].flatMap((on) => [1, 2].map((n) => ({ on, n, at: `2026-11-0${n}T00:00:00.000Z` })))
+      await a.upsertRows('flags', rows)
+      const seen: unknown[] = []
+      let cursor: string | undefined
+      do {
+        const p = await a.readPage('flags', { limit: 1, cursor })
+        seen.push(...p.rows)
+        cursor = p.nextCursor ?? undefined
+      } while (cursor)
+      assert.deepEqual(seen, [...rows.slice(2), ...rows.slice(0, 2)])
+    })
+
     test('every user value reaches BigQuery as a typed NAMED parameter, never in SQL text; every job names the org dataset', async () => {
       const a = w('a')
       const from = fake.jobs.length

@@ -17,7 +17,7 @@ import { additiveColumns, decodeValue, isValidDate, specsEqual, validateTableSpe
 import type { DatasetBinding, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec, WriteFence } from '../types.js'
 import type { BigQueryHome } from './home.js'
 import { runLoad, runQuery, type JobScope } from './jobs.js'
-import { columnParam, decodeCell, ndjsonValue, param, schemaFields, type QueryParameter } from './sql.js'
+import { bqType, decodeCell, ndjsonValue, param, schemaFields, type QueryParameter } from './sql.js'
 import { toBigQuerySelect } from './template-sql.js'
 
 export interface BigQueryDatasetOptions {
@@ -299,7 +299,8 @@ export class BigQueryDataset implements DatasetWriter {
     const keyCols = spec.naturalKey.map((k) => spec.columns.find((c) => c.name === k)!)
     if (opts.after) {
       // BigQuery has no row-value comparison: (a, b) > (x, y) spelled out.
-      keyCols.forEach((c, i) => params.push(columnParam(`tf_k${i}`, { ...c, nullable: false }, opts.after![i])))
+      // The cursor's values were validated and encoded against their columns by decodeCursor.
+      keyCols.forEach((c, i) => params.push(param(`tf_k${i}`, bqType(c.type), opts.after![i] ?? null)))
       const ors = keyCols.map((c, i) => {
         const eq = keyCols.slice(0, i).map((p, j) => `${quoteBq(p.name)} = @tf_k${j}`)
         return `(${[...eq, `${quoteBq(c.name)} > @tf_k${i}`].join(' AND ')})`
