@@ -14,7 +14,7 @@ import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
 import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 import { OrgEgressHosts, orgEgressClient } from '../core/http/egress-allowlist.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
-import { createBigQueryHome, createDataset, dropDataset, useBigQueryHome } from '../core/datasets/index.js'
+import { createBigQueryHome, createDataset, DatasetError, dropDataset, probeBigQueryHome, useBigQueryHome } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
 import { createEngine } from '../core/pipelines/engine.js'
 import { openDatasetWriter } from '../core/datasets/index.js'
@@ -51,6 +51,7 @@ export interface RuntimeOptions {
 }
 
 const SCRUB_WINDOW_MS = 10 * 60_000
+const BIGQUERY_STARTUP_PROBE_MS = 10_000
 
 export interface Runtime {
   ctx: AppContext
@@ -135,7 +136,16 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       // Org datasets live in BigQuery; the catalogue and every system table stay on this database.
       pinSecret(config.datasets.bigquery.credentialsJson)
       pinSecret(parseServiceAccount(config.datasets.bigquery.credentialsJson).private_key)
+      const home = createBigQueryHome(config.datasets.bigquery, egress, { maxAttempts: 2 })
       useBigQueryHome(db, createBigQueryHome(config.datasets.bigquery, egress))
+      // One cheap call at startup: a wrong key or project shows in the log at once, not at the first run.
+      // Not fatal: the API and the system tables work without the warehouse (reads answer DATASET_UNAVAILABLE).
+      try {
+        await probeBigQueryHome(home, AbortSignal.timeout(BIGQUERY_STARTUP_PROBE_MS))
+        logger.info({ project: config.datasets.bigquery.project, location: config.datasets.bigquery.location }, 'org datasets on BigQuery: project reachable')
+      } catch (err) {
+        logger.warn({ project: config.datasets.bigquery.project, reason: err instanceof DatasetError && err.code !== 'WRITE_FENCED' ? err.message : 'timed out or unreachable' }, 'org datasets on BigQuery: project not reachable (tenantflow doctor checks it)')
+      }
     }
     const egressHosts = new OrgEgressHosts(db.kysely, () => clock.now())
     egressHosts.attach(bus)

@@ -73,6 +73,7 @@ for (const backend of backendNames()) {
       const { datasetId } = await t.datasetOf('acme-bq')
       const d = fake.dataset(bigQueryDatasetOf(datasetId))!
       assert.ok(d, 'the BigQuery dataset exists')
+      assert.ok(t.logs.some((l) => l.includes('org datasets on BigQuery: project reachable')), 'the startup probe ran')
       assert.equal(d.labels.tenantflow_org, 'acme-bq')
       assert.ok(d.tables.has('model_prices'))
       assert.equal(existsSync(join(t.ctx.config.dataDir, 'datasets', `${datasetId}.db`)), false, 'no local dataset file')
