@@ -13,6 +13,7 @@ import { createLogger } from '../core/observability/logger.js'
 import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
 import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 import { OrgEgressHosts, orgEgressClient } from '../core/http/egress-allowlist.js'
+import { WebhookDispatcher } from '../core/webhooks/dispatcher.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
 import { createBigQueryHome, createDataset, DatasetError, dropDataset, probeBigQueryHome, useBigQueryHome } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
@@ -193,8 +194,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     for (const register of opts.processors ?? []) register(processors)
     const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now(), orgHosts: egressHosts }
     const scrubReleases = new WeakMap<object, () => void>()
+    const httpFor = (slug: string) => orgEgressClient(egress, () => egressHosts.hostsFor(slug))
+    const webhooks = new WebhookDispatcher({ db, kms, clock, httpFor, logger }, { intervalMs: Math.max(config.workers.pollMs, 1000) })
     ctx.engine = createEngine({
       db,
+      webhooks,
       config,
       clock,
       registry: processors,
@@ -206,7 +210,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       deps: {
         openDataset: (ds, o) => openDatasetWriter(db, config.dataDir, ds, { fence: o?.fence }),
         http: egress,
-        httpFor: (slug) => orgEgressClient(egress, () => egressHosts.hostsFor(slug)),
+        httpFor,
         // A scheduled fire validates a PENDING credential as a trigger does; a refusal is recorded with its code.
         integrationReady: async (slug, provider) => {
           try {

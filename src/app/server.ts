@@ -23,6 +23,7 @@ import { pipelineRoutes } from './routers/pipelines.js'
 import { schedulerRoutes } from './routers/scheduler.js'
 import { orgSelfServiceRoutes } from './routers/org-self-service.js'
 import { egressHostRoutes } from './routers/egress-hosts.js'
+import { orgWebhookRoutes } from './routers/org-webhook.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
@@ -270,6 +271,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   consoleRoutes(app, ctx)
   consoleDataRoutes(app, ctx)
   orgSelfServiceRoutes(app, ctx)
+  orgWebhookRoutes(app, ctx)
   for (const mod of opts.routes ?? []) mod(app, ctx)
 
   await app.ready()

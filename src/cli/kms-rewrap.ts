@@ -1,5 +1,5 @@
-// `tenantflow kms rewrap`: re-wraps every stored data key (integration credentials and the org API
-// key copies) under the KMS's current key version. Only the wrapped DEK changes: ciphertexts are
+// `tenantflow kms rewrap`: re-wraps every stored data key (integration credentials, the org API
+// key copies and the run-webhook signing secrets) under the KMS's current key version. Only the wrapped DEK changes: ciphertexts are
 // untouched and no plaintext is produced. Rows are read in keyset batches; each batch is written by one
 // UPDATE whose row changes are conditional on the wrapped key being unchanged, so a concurrent write wins.
 import { sql, type Kysely } from 'kysely'
@@ -28,6 +28,7 @@ export interface RewrapResult {
   key_version: string
   credentials: RewrapCounts
   api_keys: RewrapCounts
+  webhooks: RewrapCounts
 }
 
 const empty = (): RewrapCounts => ({ rewrapped: 0, current: 0, failed: 0, failed_ids: [] })
@@ -44,7 +45,7 @@ function fail(counts: RewrapCounts, id: string): void {
  */
 async function updateBatch(
   db: Kysely<Database>,
-  table: 'org_integration_credentials' | 'org_api_keys',
+  table: 'org_integration_credentials' | 'org_api_keys' | 'org_run_webhooks',
   idColumn: string,
   casColumn: string,
   updates: { id: string; old: string; set: Record<string, string> }[],
@@ -159,9 +160,57 @@ async function rewrapApiKeys(deps: RewrapDeps, batch: number): Promise<RewrapCou
   }
 }
 
+async function rewrapWebhooks(deps: RewrapDeps, batch: number): Promise<RewrapCounts> {
+  const counts = empty()
+  const k = deps.db.kysely
+  let after = ''
+  for (;;) {
+    const rows = await k
+      .selectFrom('org_run_webhooks')
+      .select(['org_slug', 'webhook_id', 'ciphertext', 'wrapped_key', 'kms_provider', 'kms_key_version'])
+      .where('org_slug', '>', after)
+      .where('ciphertext', 'is not', null)
+      .where('wrapped_key', 'is not', null)
+      .orderBy('org_slug')
+      .limit(batch)
+      .execute()
+    if (rows.length === 0) return counts
+    after = rows[rows.length - 1]!.org_slug
+    const updates: { id: string; old: string; sealed: SealedSecret }[] = []
+    for (const row of rows) {
+      const sealed: SealedSecret = {
+        ciphertext: row.ciphertext!, wrapped_key: row.wrapped_key!, kms_provider: row.kms_provider ?? '', kms_key_version: row.kms_key_version ?? '',
+      }
+      if (isCurrent(deps.kms, sealed)) {
+        counts.current++
+        continue
+      }
+      try {
+        const next = await rewrapSecret(deps.kms, sealed, { org_slug: row.org_slug, purpose: 'webhook', provider: 'webhook', resource_id: row.webhook_id })
+        updates.push({ id: row.org_slug, old: row.wrapped_key!, sealed: next })
+      } catch (err) {
+        if (!(err instanceof DecryptionError)) throw err
+        fail(counts, row.webhook_id)
+      }
+    }
+    counts.rewrapped += await updateBatch(
+      k,
+      'org_run_webhooks',
+      'org_slug',
+      'wrapped_key',
+      updates.map((u) => ({
+        id: u.id,
+        old: u.old,
+        set: { wrapped_key: u.sealed.wrapped_key, kms_provider: u.sealed.kms_provider, kms_key_version: u.sealed.kms_key_version },
+      })),
+    )
+  }
+}
+
 export async function rewrapAll(deps: RewrapDeps): Promise<RewrapResult> {
   const batch = Math.max(1, Math.min(deps.batchSize ?? 200, 1000))
   const credentials = await rewrapCredentials(deps, batch)
   const api_keys = await rewrapApiKeys(deps, batch)
-  return { key_version: deps.kms.currentKeyVersion(), credentials, api_keys }
+  const webhooks = await rewrapWebhooks(deps, batch)
+  return { key_version: deps.kms.currentKeyVersion(), credentials, api_keys, webhooks }
 }

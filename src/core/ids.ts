@@ -16,7 +16,7 @@ export function randomBase62(length: number): string {
   return out
 }
 
-export type IdPrefix = 'org' | 'key' | 'sub' | 'cred' | 'run' | 'step' | 'sch' | 'aud' | 'req' | 'del'
+export type IdPrefix = 'org' | 'key' | 'sub' | 'cred' | 'run' | 'step' | 'sch' | 'aud' | 'req' | 'del' | 'whk' | 'dlv'
 
 export function newId(prefix: IdPrefix, now = Date.now()): string {
   return `${prefix}_${now.toString(36).padStart(9, '0')}${randomBase62(14)}`

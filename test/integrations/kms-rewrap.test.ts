@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { openWebhook, putWebhook } from '../../src/core/webhooks/store.js'
 import { loadConfig, ConfigError } from '../../src/app/config.js'
 import { rewrapAll } from '../../src/cli/kms-rewrap.js'
 import { newId } from '../../src/core/ids.js'
@@ -70,6 +71,7 @@ for (const backend of backendNames()) {
         created_at: Date.now(), expires_at: null, revoked_at: null, last_used_at: null,
       }).execute()
     }
+    const hookSecret = (await putWebhook(k, h.deps.kms, { org_slug: 'acme', url: 'https://hooks.acme.example/x', now: Date.now() })).signing_secret!
     // A replaced credential (shredded) is skipped; a corrupted row is reported, not fatal.
     await setupCredential(h.deps, { org_slug: 'acme', provider: 'openai', credential: 'sk-proj-acme-openai-key-000000', skip_validation: true, actor: 'root' })
     const bad = await k.selectFrom('org_integration_credentials').select(['credential_id']).where('org_slug', '=', 'initech').where('provider', '=', 'anthropic').where('is_active', '=', 1).executeTakeFirstOrThrow()
@@ -91,7 +93,8 @@ for (const backend of backendNames()) {
       },
     })
     const result = await rewrapAll({ db: { ...h.db, kysely: counting }, kms: rotating, batchSize: 2 })
-    assert.ok(updates <= 3 + 2, `expected at most one UPDATE per batch, saw ${updates}`)
+    assert.ok(updates <= 3 + 2 + 1, `expected at most one UPDATE per batch, saw ${updates}`)
+    assert.deepEqual(result.webhooks, { rewrapped: 1, current: 0, failed: 0, failed_ids: [] })
     assert.equal(result.key_version, 'v2')
     assert.deepEqual({ ...result.credentials, failed_ids: result.credentials.failed_ids }, { rewrapped: 5, current: 0, failed: 1, failed_ids: [bad.credential_id] })
     assert.deepEqual(result.api_keys, { rewrapped: 3, current: 0, failed: 0, failed_ids: [] })
@@ -113,6 +116,8 @@ for (const backend of backendNames()) {
       assert.equal(sealed.kms_key_version, 'v2')
       assert.equal(await decryptSecret(retired, sealed, { org_slug: row.org_slug, purpose: 'api_key', resource_id: row.key_id }), `tf_${row.org_slug}ApiKeyPlaintext0000000000000000`)
     }
+    const hook = await k.selectFrom('org_run_webhooks').select('webhook_id').where('org_slug', '=', 'acme').executeTakeFirstOrThrow()
+    assert.equal((await openWebhook(k, retired, 'acme', hook.webhook_id))!.secret, hookSecret, 'the webhook secret opens under v2 alone')
     const again = await rewrapAll({ db: h.db, kms: rotating })
     assert.deepEqual([again.credentials.rewrapped, again.credentials.current, again.api_keys.current], [0, 5, 3])
   })

@@ -236,6 +236,38 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     responses: { 200: 'The price table' },
     schemas: { response: 'ModelPrices' },
   },
+  'PUT /api/v1/organizations/:org_slug/webhook': {
+    operationId: 'putOrgWebhook',
+    summary: 'Set the run-completion webhook',
+    description:
+      'Every finished run (COMPLETED, FAILED, TIMEOUT, CANCELLED) is POSTed to `url` as secret-free JSON (run id, pipeline, status, error code, timestamps), ' +
+      'signed like `notify.webhook`: `X-Tenantflow-Signature: sha256=<HMAC-SHA256 over "{X-Tenantflow-Timestamp}.{body}">`, plus `X-Tenantflow-Delivery` (dedupe on it: delivery is at least once). ' +
+      'The signing secret is generated on creation (201) and returned **once**; `rotate_secret: true` makes a new one. Retried with backoff on non-2xx or no answer. ' +
+      'The egress policy applies (`DESTINATION_NOT_ALLOWED`). See docs/webhooks.md.',
+    tag: 'Organizations',
+    errors: ['VALIDATION_FAILED', 'DESTINATION_NOT_ALLOWED', 'SERVICE_UNAVAILABLE'],
+    responses: { 201: 'Created; `signing_secret` is shown this once', 200: 'Updated (`signing_secret` only with rotate_secret)' },
+    example: { url: 'https://hooks.acme.example.com/tenantflow' },
+    schemas: { request: 'OrgWebhookRequest', response: 'OrgWebhookSet' },
+  },
+  'GET /api/v1/organizations/:org_slug/webhook': {
+    operationId: 'getOrgWebhook',
+    summary: 'Read the run-completion webhook',
+    description: 'The URL, the last delivery outcome and the most recent deliveries (newest first, `limit` ≤ 100, optional `status`). Never the signing secret.',
+    tag: 'Organizations',
+    errors: ['NOT_FOUND'],
+    responses: { 200: 'The webhook and its recent deliveries' },
+    schemas: { response: 'OrgWebhook' },
+  },
+  'DELETE /api/v1/organizations/:org_slug/webhook': {
+    operationId: 'deleteOrgWebhook',
+    summary: 'Delete the run-completion webhook',
+    description: 'Deletes the webhook and its secret; deliveries not sent yet are marked FAILED (`WEBHOOK_DELETED`).',
+    tag: 'Organizations',
+    errors: ['NOT_FOUND'],
+    responses: { 200: 'Deleted' },
+    example: {},
+  },
   'PUT /api/v1/organizations/:org_slug/model-prices': {
     operationId: 'replaceModelPrices',
     summary: 'Replace the model prices',

@@ -13,6 +13,7 @@ import { runsMigration } from './migrations/007_runs.js'
 import { queryPlansMigration } from './migrations/009_query_plans.js'
 import { opRuntimeMigration } from './migrations/005_op_runtime.js'
 import { processesMigration } from './migrations/010_processes.js'
+import { orgWebhooksMigration } from './migrations/016_org_webhooks.js'
 import { admissionFunctionMigration } from './migrations/015_admission_function.js'
 import { ensurePartitions } from './partitions.js'
 
@@ -28,6 +29,7 @@ function migrations(db: Db): Record<string, Migration> {
     '005_op_runtime': opRuntimeMigration(db.dialect),
     '010_processes': processesMigration(db.dialect),
     '015_admission_function': admissionFunctionMigration(db.dialect),
+    '016_org_webhooks': orgWebhooksMigration(db.dialect),
   }
 }
 

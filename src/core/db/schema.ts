@@ -164,6 +164,33 @@ export interface OrgRunWebhooksTable {
   last_delivery_at: number | null
   last_delivery_status: string | null
   last_error_code: string | null
+  /** The signing secret, envelope-encrypted (AAD: org, purpose webhook, webhook_id); null before 016. */
+  ciphertext: string | null
+  wrapped_key: string | null
+  kms_provider: string | null
+  kms_key_version: string | null
+  created_at: number
+  updated_at: number
+}
+
+export type WebhookDeliveryStatus = 'PENDING' | 'DELIVERING' | 'DELIVERED' | 'FAILED'
+
+/** One run-completion webhook delivery; the payload is secret-free JSON, fixed at the run's end. */
+export interface OrgWebhookDeliveriesTable {
+  delivery_id: string
+  org_slug: string
+  webhook_id: string
+  run_id: string
+  event: string
+  payload: string
+  status: WebhookDeliveryStatus
+  attempts: number
+  next_attempt_at: number
+  lease_owner: string | null
+  lease_expires_at: number | null
+  last_status_code: number | null
+  last_error_code: string | null
+  delivered_at: number | null
   created_at: number
   updated_at: number
 }
@@ -233,6 +260,7 @@ export interface Database {
   org_dataset_tables: OrgDatasetTablesTable
   console_sessions: ConsoleSessionsTable
   org_run_webhooks: OrgRunWebhooksTable
+  org_webhook_deliveries: OrgWebhookDeliveriesTable
   tenantflow_kms_key_check: KmsKeyCheckTable
   org_egress_allowlist: OrgEgressAllowlistTable
   tenantflow_processes: ProcessesTable

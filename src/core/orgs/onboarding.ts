@@ -236,6 +236,8 @@ const ORG_TABLES = [
   'org_dataset_tables',
   'org_integration_credentials',
   'org_egress_allowlist',
+  'org_webhook_deliveries',
+  'org_run_webhooks',
   'org_api_keys',
   'org_subscriptions',
 ] as const

@@ -38,6 +38,14 @@ export interface EngineOptions {
   workerId?: string
   /** Hint that a run (status or steps) changed; the runtime publishes it on the event bus for watchers. */
   onRunChanged?: (orgSlug: string, runId: string) => void
+  /** Sends the org run-completion webhooks; started with the workers (core/webhooks/dispatcher.ts). */
+  webhooks?: BackgroundPass
+}
+
+export interface BackgroundPass {
+  start(): void
+  stop(): Promise<void>
+  runOnce(): Promise<unknown>
 }
 
 export interface Engine {
@@ -47,6 +55,8 @@ export interface Engine {
   reaper: Reaper
   maintenance: Maintenance
   metrics: EngineMetrics
+  /** The webhook delivery pass, when the runtime wired one. */
+  webhooks: BackgroundPass | null
   /** admitRun plus metrics, and an immediate poll by this process's workers when admitted. */
   admit(input: AdmitInput, onDecided?: AdmitHook): Promise<AdmitResult>
   /** `role` names the process on the operators' health view (default 'serve'). */
@@ -120,7 +130,7 @@ export function createEngine(o: EngineOptions): Engine {
   let firstBeat: Promise<void> = Promise.resolve()
 
   return {
-    catalog, workers, scheduler, reaper, maintenance, metrics,
+    catalog, workers, scheduler, reaper, maintenance, metrics, webhooks: o.webhooks ?? null,
     async admit(input, onDecided) {
       const r = await admitRun(o.db, input, onDecided)
       metrics.admissions.inc({ result: r.kind })
@@ -133,6 +143,7 @@ export function createEngine(o: EngineOptions): Engine {
       if (started.workers) {
         writer.start()
         workers.start()
+        o.webhooks?.start()
       }
       // The reaper is cheap and compare-and-set safe, so every engine instance runs one.
       reaper.start()
@@ -151,6 +162,7 @@ export function createEngine(o: EngineOptions): Engine {
       await beat?.stop()
       await scheduler.stop()
       await workers.stop(deadlineMs)
+      await o.webhooks?.stop()
       await reaper.stop()
       await maintenance.stop()
       await writer.close().catch((err) => o.logger.warn({ err_name: (err as Error)?.name }, 'final step log flush failed'))

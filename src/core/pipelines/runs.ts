@@ -1,6 +1,7 @@
 // The run store: every query on org_pipeline_runs / org_step_logs the engine and the routes need.
 // State changes are compare-and-set (`WHERE run_id AND status IN (...)`), so a lost race changes
 // nothing instead of finishing a run twice; terminal transitions release the slot in the same transaction.
+import { enqueueRunFinished } from '../webhooks/store.js'
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
@@ -167,9 +168,19 @@ export async function finishRun(db: Db, f: FinishInput): Promise<boolean> {
     if (f.orgSlug !== undefined) q = q.where('org_slug', '=', f.orgSlug)
     if (f.leaseOwner !== undefined) q = q.where('lease_owner', '=', f.leaseOwner)
     if (f.leaseExpiredBefore !== undefined) q = q.where('lease_expires_at', '<', f.leaseExpiredBefore)
-    const changed = await q.returning(['run_id', 'schedule_id']).executeTakeFirst()
+    const changed = await q.returning(['run_id', 'schedule_id', 'org_slug', 'pipeline_id', 'trigger_type', 'created_at', 'started_at']).executeTakeFirst()
     if (!changed) return false
     await releaseInTransaction(trx, db.dialect, f.runId, outcomeFor(f.status), f.now)
+    // The org's run-completion webhook delivery commits with the outcome (sent later by the dispatcher).
+    await enqueueRunFinished(
+      trx,
+      {
+        run_id: changed.run_id, org_slug: changed.org_slug, pipeline_id: changed.pipeline_id, trigger_type: changed.trigger_type,
+        status: f.status, error_code: f.errorCode ?? null, created_at: Number(changed.created_at),
+        started_at: changed.started_at === null ? null : Number(changed.started_at), finished_at: f.now,
+      },
+      f.now,
+    )
     // A scheduled run's outcome becomes its schedule's last_status, unless the schedule fired again since.
     if (changed.schedule_id) {
       await trx

@@ -17,7 +17,7 @@ export interface KmsProvider {
 
 export interface EncryptionContext {
   org_slug: string
-  purpose: 'api_key' | 'integration'
+  purpose: 'api_key' | 'integration' | 'webhook'
   resource_id: string
   provider?: string
 }

@@ -1,0 +1,199 @@
+// Sends the org run-completion webhook deliveries (store.ts), signed like notify.webhook:
+//   X-Tenantflow-Timestamp: <unix seconds>, X-Tenantflow-Signature: sha256=<HMAC over "{ts}.{body}">
+// keyed by the org's webhook signing secret, plus X-Tenantflow-Event and X-Tenantflow-Delivery (the
+// receiver's idempotency key). A pass claims due rows with a compare-and-set that takes a lease, so
+// two processes never hold the same delivery; a process that dies mid-send leaves a lease that
+// expires and the row is sent again (at least once). Failures (non-2xx, timeouts, refused
+// destinations) are retried with exponential backoff up to `maxAttempts`, then FAILED.
+import type { Db } from '../db/database.js'
+import type { Clock } from '../clock.js'
+import type { OrgWebhookDeliveriesTable } from '../db/schema.js'
+import { EgressError, type EgressClient } from '../http/types.js'
+import { randomBase62 } from '../ids.js'
+import { signWebhook } from '../processors/notify/webhook.js'
+import { registerSecret } from '../security/scrub.js'
+import { DecryptionError, KmsUnavailableError, type KmsProvider } from '../security/kms-encryption.js'
+import { PeriodicTask } from '../pipelines/periodic.js'
+import { openWebhook } from './store.js'
+
+export interface DispatcherOptions {
+  /** How often a pass runs (ms). */
+  intervalMs?: number
+  /** Deliveries claimed per pass. */
+  batch?: number
+  /** How long a claim holds a delivery (longer than one send's timeout). */
+  leaseMs?: number
+  /** Total sends per delivery before it is FAILED. */
+  maxAttempts?: number
+  /** Backoff after the n-th failed send: base × 2^(n-1), capped, plus up to 10 % jitter. */
+  retryBaseMs?: number
+  retryMaxMs?: number
+  sendTimeoutMs?: number
+}
+
+export interface DispatcherDeps {
+  db: Db
+  kms: KmsProvider
+  clock: Clock
+  /** The egress client for one org (its allow-list applies). */
+  httpFor(orgSlug: string): EgressClient
+  logger: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }
+}
+
+export interface PassResult {
+  claimed: number
+  delivered: number
+  retried: number
+  failed: number
+}
+
+type Delivery = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'org_slug' | 'webhook_id' | 'run_id' | 'event' | 'payload' | 'attempts'>
+
+const MAX_RESPONSE_BYTES = 64 * 1024
+
+export class WebhookDispatcher {
+  readonly id = `whd_${randomBase62(12)}`
+  private readonly task: PeriodicTask
+  private readonly o: Required<DispatcherOptions>
+
+  constructor(private readonly deps: DispatcherDeps, opts: DispatcherOptions = {}) {
+    this.o = {
+      intervalMs: opts.intervalMs ?? 2_000,
+      batch: opts.batch ?? 20,
+      leaseMs: opts.leaseMs ?? 60_000,
+      maxAttempts: opts.maxAttempts ?? 8,
+      retryBaseMs: opts.retryBaseMs ?? 10_000,
+      retryMaxMs: opts.retryMaxMs ?? 3_600_000,
+      sendTimeoutMs: opts.sendTimeoutMs ?? 10_000,
+    }
+    this.task = new PeriodicTask(this.o.intervalMs, () => this.runOnce(), (err) => deps.logger.error({ err_name: (err as Error)?.name }, 'webhook pass failed'))
+  }
+
+  start(): void {
+    this.task.start()
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop()
+  }
+
+  /** One pass: claim due deliveries (PENDING and due, or DELIVERING with an expired lease) and send each. */
+  async runOnce(): Promise<PassResult> {
+    const claimed = await this.claim()
+    const out: PassResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: 0 }
+    for (const d of claimed) out[await this.send(d)]++
+    return out
+  }
+
+  private async claim(): Promise<Delivery[]> {
+    const k = this.deps.db.kysely
+    const now = this.deps.clock.now()
+    const due = await k
+      .selectFrom('org_webhook_deliveries')
+      .select(['delivery_id', 'status', 'next_attempt_at', 'lease_expires_at'])
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', '=', 'PENDING'), eb('next_attempt_at', '<=', now)]),
+          eb.and([eb('status', '=', 'DELIVERING'), eb('lease_expires_at', '<', now)]),
+        ]),
+      )
+      .orderBy('next_attempt_at')
+      .limit(this.o.batch)
+      .execute()
+    const mine: Delivery[] = []
+    for (const row of due) {
+      // Compare-and-set on the state we read: of two processes, exactly one update matches.
+      let q = k
+        .updateTable('org_webhook_deliveries')
+        .set((eb) => ({ status: 'DELIVERING', lease_owner: this.id, lease_expires_at: now + this.o.leaseMs, attempts: eb('attempts', '+', 1), updated_at: now }))
+        .where('delivery_id', '=', row.delivery_id)
+        .where('status', '=', row.status)
+      q = row.status === 'PENDING' ? q.where('next_attempt_at', '=', row.next_attempt_at) : q.where('lease_expires_at', '=', row.lease_expires_at)
+      const got = await q.returning(['delivery_id', 'org_slug', 'webhook_id', 'run_id', 'event', 'payload', 'attempts']).executeTakeFirst()
+      if (got) mine.push(got)
+    }
+    return mine
+  }
+
+  private async send(d: Delivery): Promise<'delivered' | 'retried' | 'failed'> {
+    let opened: { url: string; secret: string } | null
+    try {
+      opened = await openWebhook(this.deps.db.kysely, this.deps.kms, d.org_slug, d.webhook_id)
+    } catch (err) {
+      // This process cannot decrypt (KMS down, another key): try again later, it is not the receiver's fault.
+      if (err instanceof KmsUnavailableError || err instanceof DecryptionError) {
+        this.deps.logger.error({ org: d.org_slug, delivery_id: d.delivery_id }, 'webhook secret could not be decrypted')
+        return this.finish(d, { ok: false, code: 'KMS_UNAVAILABLE', status: null })
+      }
+      throw err
+    }
+    if (!opened) return this.finish(d, { ok: false, code: 'WEBHOOK_DELETED', status: null, final: true })
+    const release = registerSecret(opened.secret)
+    try {
+      const timestamp = String(Math.floor(this.deps.clock.now() / 1000))
+      const res = await this.deps.httpFor(d.org_slug).request(opened.url, {
+        method: 'POST',
+        body: d.payload,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'tenantflow-webhook/1',
+          'x-tenantflow-event': d.event,
+          'x-tenantflow-delivery': d.delivery_id,
+          'x-tenantflow-timestamp': timestamp,
+          'x-tenantflow-signature': signWebhook(opened.secret, timestamp, d.payload),
+        },
+        timeoutMs: this.o.sendTimeoutMs,
+        maxBytes: MAX_RESPONSE_BYTES,
+      })
+      if (res.status >= 200 && res.status < 300) return this.finish(d, { ok: true, status: res.status })
+      return this.finish(d, { ok: false, code: 'HTTP_ERROR', status: res.status })
+    } catch (err) {
+      if (!(err instanceof EgressError)) throw err
+      // A destination the policy refuses will not become allowed by retrying soon, but an operator may
+      // fix the allow-list: it is retried like any failure.
+      return this.finish(d, { ok: false, code: err.code === 'BLOCKED_DESTINATION' ? 'DESTINATION_NOT_ALLOWED' : err.code, status: null })
+    } finally {
+      release()
+    }
+  }
+
+  private async finish(
+    d: Delivery,
+    r: { ok: true; status: number } | { ok: false; code: string; status: number | null; final?: boolean },
+  ): Promise<'delivered' | 'retried' | 'failed'> {
+    const now = this.deps.clock.now()
+    const k = this.deps.db.kysely
+    let outcome: 'delivered' | 'retried' | 'failed'
+    let set: Partial<OrgWebhookDeliveriesTable>
+    if (r.ok) {
+      outcome = 'delivered'
+      set = { status: 'DELIVERED', delivered_at: now, last_status_code: r.status, last_error_code: null }
+    } else if (!r.final && d.attempts < this.o.maxAttempts) {
+      outcome = 'retried'
+      const backoff = Math.min(this.o.retryBaseMs * 2 ** (d.attempts - 1), this.o.retryMaxMs)
+      set = { status: 'PENDING', next_attempt_at: now + backoff + Math.floor(Math.random() * backoff * 0.1), last_status_code: r.status, last_error_code: r.code }
+    } else {
+      outcome = 'failed'
+      set = { status: 'FAILED', last_status_code: r.status, last_error_code: r.code }
+    }
+    const done = await k
+      .updateTable('org_webhook_deliveries')
+      .set({ ...set, lease_owner: null, lease_expires_at: null, updated_at: now })
+      .where('delivery_id', '=', d.delivery_id)
+      .where('lease_owner', '=', this.id)
+      .where('status', '=', 'DELIVERING')
+      .returning('delivery_id')
+      .executeTakeFirst()
+    if (done) {
+      await k
+        .updateTable('org_run_webhooks')
+        .set({ last_delivery_at: now, last_delivery_status: set.status!, last_error_code: set.last_error_code ?? null })
+        .where('org_slug', '=', d.org_slug)
+        .where('webhook_id', '=', d.webhook_id)
+        .execute()
+    } else {
+      this.deps.logger.warn({ delivery_id: d.delivery_id }, 'webhook delivery lease lost before its outcome was recorded')
+    }
+    return outcome
+  }
+}
