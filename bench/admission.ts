@@ -74,6 +74,7 @@ async function readLatencies(db: Db, slug: string, total: number): Promise<{ det
       samples.push(performance.now() - t0)
     }
     samples.sort((a, b) => a - b)
+    if (process.env.BENCH_READS_P50) console.log('p50', samples[150]!.toFixed(3), 'p99', samples[297]!.toFixed(3))
     return samples[Math.floor(samples.length * 0.99)]!
   }
   const pick = (i: number) => Math.floor(((i * 7919) % 300) / 300 * total)
