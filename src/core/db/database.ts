@@ -98,7 +98,7 @@ export function inlineLimits(text: string, parameters: unknown[], slots: number[
 class SqliteConnection implements DatabaseConnection {
   private readonly statements = new LRUCache<string, SqliteDatabase.Statement>({ max: 2000 })
   private readonly limitSlots = new LRUCache<string, number[]>({ max: 2000 })
-  private readonly inlined = new LRUCache<string, { text: string; dropped: Set<number> | null }>({ max: 2000 })
+  private readonly inlined = new LRUCache<string, Map<string, { text: string; dropped: Set<number> | null }>>({ max: 2000 })
   constructor(private readonly db: SqliteDatabase.Database) {}
 
   private prepare(text: string): SqliteDatabase.Statement {
@@ -120,12 +120,17 @@ class SqliteConnection implements DatabaseConnection {
     let params = compiled.parameters as unknown[]
     if (slots.length > 0) {
       // The rewritten text depends only on the SQL and its LIMIT/OFFSET values: rewrite each pair once.
-      const key = `${compiled.sql}\u0000${slots.map((i) => `${typeof params[i]}:${String(params[i])}`).join(',')}`
-      let rewritten = this.inlined.get(key)
+      // Keyed by the SQL first (the same string each time, so its hash is cached), then the short values key.
+      const values = slots.map((i) => `${typeof params[i]}:${String(params[i])}`).join(',')
+      let byValues = this.inlined.get(compiled.sql)
+      if (!byValues) this.inlined.set(compiled.sql, (byValues = new Map()))
+      let rewritten = byValues.get(values)
       if (!rewritten) {
         const r = inlineLimits(compiled.sql, params, slots)
         rewritten = { text: r.sql, dropped: r.parameters.length === params.length ? null : new Set(slots.filter((i) => typeof params[i] === 'number' && Number.isSafeInteger(params[i]) && (params[i] as number) >= 0)) }
-        this.inlined.set(key, rewritten)
+        // Bounded: a statement paged with many distinct LIMIT/OFFSET values keeps its latest 64.
+        if (byValues.size >= 64) byValues.delete(byValues.keys().next().value as string)
+        byValues.set(values, rewritten)
       }
       text = rewritten.text
       const dropped = rewritten.dropped
