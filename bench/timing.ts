@@ -11,6 +11,8 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime, type Runtime } from '../src/app/runtime.js'
 import type { Processor } from '../src/core/processors/types.js'
 import type { Db } from '../src/core/db/database.js'
+import { computeDedupKey } from '../src/core/pipelines/runs.js'
+import { createDataset, dropDataset } from '../src/core/datasets/index.js'
 
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
@@ -117,7 +119,87 @@ async function schedulerCase(databaseUrl: string | null, label: string) {
   }
 }
 
+/**
+ * Fairness: `busy` keeps 20+ slow runs (3 s each) queued behind a pool of 4 workers, so it alone could
+ * fill every slot; `idle` triggers one no-op run at a time. trigger→RUNNING of idle's runs is
+ * started_at − created_at. `maxPerOrg` is WORKER_MAX_PER_ORG (4 = no slot kept for other orgs).
+ */
+async function fairnessCase(databaseUrl: string | null, label: string, maxPerOrg: number | null, samples = 40) {
+  const extra: Record<string, string> = { WORKER_CONCURRENCY: '4', SCHEDULER_ENABLED: 'false' }
+  if (maxPerOrg !== null) extra.WORKER_MAX_PER_ORG = String(maxPerOrg)
+  const { runtime, dataDir } = await runtimeFor(databaseUrl, extra)
+  const db = runtime.ctx.db
+  const engine = runtime.ctx.engine!
+  const stamp = Date.now().toString(36)
+  const busy = `bf-busy-${stamp}`
+  const idle = `bf-idle-${stamp}`
+  await insertOrgs(db, [busy, idle], 1000, Date.now())
+  // These runs write nothing, but a run starts only once its org's dataset exists.
+  const datasets: Record<string, string> = {}
+  for (const org of [busy, idle]) {
+    datasets[org] = await createDataset(db, dataDir, org)
+    await db.kysely.updateTable('org_profiles').set({ dataset_id: datasets[org]! }).where('org_slug', '=', org).execute()
+  }
+  let n = 0
+  const trigger = (org: string, pipeline: string) => {
+    const parameters = { n: n++ }
+    return engine.admit({
+      org_slug: org, pipeline_id: pipeline, parameters, dedup_key: computeDedupKey(pipeline, parameters),
+      trigger_type: 'api', triggered_by: 'bench', max_attempts: 1, now: Date.now(),
+    })
+  }
+  const pendingOf = async (org: string) =>
+    (await db.kysely.selectFrom('org_pipeline_runs').select('run_id').where('org_slug', '=', org).where('status', '=', 'PENDING').limit(100).execute()).length
+  engine.start({ workers: true, scheduler: false, maintenance: false })
+  for (let i = 0; i < 24; i++) await trigger(busy, 'bench/timing/slow')
+  let stop = false
+  // Keeps busy's queue at 20+ while idle is measured.
+  const refill = (async () => {
+    while (!stop) {
+      const p = await pendingOf(busy)
+      for (let i = p; i < 20; i++) await trigger(busy, 'bench/timing/slow')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })()
+  await new Promise((r) => setTimeout(r, 500))
+  const lat: number[] = []
+  for (let i = 0; i < samples; i++) {
+    const r = await trigger(idle, 'bench/timing/noop')
+    if (r.kind !== 'admitted') continue
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const row = await db.kysely.selectFrom('org_pipeline_runs').select(['started_at', 'created_at']).where('run_id', '=', r.run.run_id).executeTakeFirst()
+      if (row?.started_at != null) {
+        lat.push(Number(row.started_at) - Number(row.created_at))
+        break
+      }
+      if (Date.now() > deadline) break
+      await new Promise((res) => setTimeout(res, 10))
+    }
+    await new Promise((res) => setTimeout(res, 100))
+  }
+  stop = true
+  await refill
+  await engine.stop(0)
+  for (const org of [busy, idle]) await dropDataset(db, dataDir, { orgSlug: org, datasetId: datasets[org]! })
+  await runtime.close()
+  rmSync(dataDir, { recursive: true, force: true })
+  lat.sort((a, b) => a - b)
+  return { label, maxPerOrg: maxPerOrg ?? 3, started: lat.length, samples, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1] ?? NaN }
+}
+
+export async function runFairnessBench(): Promise<void> {
+  const rows = [await fairnessCase(null, 'embedded', null), await fairnessCase(null, 'embedded', 4, 10)]
+  if (process.env.BENCH_DATABASE_URL) {
+    rows.push(await fairnessCase(process.env.BENCH_DATABASE_URL, 'postgres', null), await fairnessCase(process.env.BENCH_DATABASE_URL, 'postgres', 4, 10))
+  }
+  console.log('\n| store | WORKER_MAX_PER_ORG (4 workers) | idle org runs started | trigger→RUNNING p50 ms | p99 ms | max ms |')
+  console.log('|---|---:|---:|---:|---:|---:|')
+  for (const x of rows) console.log(`| ${x.label} | ${x.maxPerOrg}${x.maxPerOrg === 3 ? ' (default)' : ''} | ${x.started}/${x.samples} | ${x.p50} | ${x.p99} | ${x.max} |`)
+}
+
 export async function runTimingBench(): Promise<void> {
+  await runFairnessBench()
   const sched = [await schedulerCase(null, 'embedded')]
   if (process.env.BENCH_DATABASE_URL) sched.push(await schedulerCase(process.env.BENCH_DATABASE_URL, 'postgres'))
   console.log('\n| store | schedules fired | runs admitted | lateness p50 ms | p99 ms | max ms | last fire committed ms after due |')

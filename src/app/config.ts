@@ -315,6 +315,8 @@ function readConfig(env: Env, opts: LoadOptions): Config {
       ...workerLease(env),
       pollMs: int(env, 'WORKER_POLL_MS', 500, 10, 60_000),
       reaperMs: int(env, 'WORKER_REAPER_MS', 5_000, 100, 600_000),
+      // Unset: derived from the (possibly overridden) concurrency when the pool is built.
+      ...(env.WORKER_MAX_PER_ORG !== undefined && env.WORKER_MAX_PER_ORG !== '' ? { maxPerOrg: int(env, 'WORKER_MAX_PER_ORG', 3, 1, 256) } : {}),
     },
     scheduler: { enabled: bool(env, 'SCHEDULER_ENABLED', true), tickMs: int(env, 'SCHEDULER_TICK_MS', 1000, 50, 3_600_000) },
     pipelineConfigDirs: (env.PIPELINE_CONFIG_DIRS ?? '').split(':').map((d) => d.trim()).filter(Boolean).map((d) => resolve(d)),

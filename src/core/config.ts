@@ -29,7 +29,11 @@ export interface Config {
   providers: { openaiBaseUrl: string; anthropicBaseUrl: string; gcpTokenUri: string | null; gcpApiBaseUrl: string; bigqueryBaseUrl: string }
   auth: { cacheTtlMs: number; negativeCacheTtlMs: number; cacheMax: number; lastUsedFlushMs: number; failedAuthPerMinute: number }
   rateLimit: { globalPerMinute: number; unauthenticatedPerMinute: number }
-  workers: { concurrency: number; leaseMs: number; heartbeatMs: number; pollMs: number; reaperMs: number }
+  workers: {
+    concurrency: number; leaseMs: number; heartbeatMs: number; pollMs: number; reaperMs: number
+    /** WORKER_MAX_PER_ORG: slots of one process one org may hold; unset = concurrency - 1 (at least 1). */
+    maxPerOrg?: number
+  }
   scheduler: { enabled: boolean; tickMs: number }
   pipelineConfigDirs: string[]
   retentionDays: number

@@ -313,7 +313,7 @@ export interface EngineSetup {
 export function testEngine(
   db: Db,
   clock: Clock,
-  opts: { concurrency?: number; leaseMs?: number; heartbeatMs?: number; reaperMs?: number; workerId?: string; templateDir?: string; gates?: Gates } = {},
+  opts: { concurrency?: number; maxPerOrg?: number; leaseMs?: number; heartbeatMs?: number; reaperMs?: number; workerId?: string; templateDir?: string; gates?: Gates } = {},
 ): EngineSetup {
   const gates = opts.gates ?? new Gates()
   const log: ProcessorLog = { events: [] }
@@ -327,7 +327,7 @@ export function testEngine(
     metricsRegistry: new Registry(),
     builtinTemplateDir: templateDir,
     config: {
-      workers: { concurrency: opts.concurrency ?? 8, leaseMs: opts.leaseMs ?? 20_000, heartbeatMs: opts.heartbeatMs ?? 200, pollMs: 50, reaperMs: opts.reaperMs ?? 200 },
+      workers: { concurrency: opts.concurrency ?? 8, leaseMs: opts.leaseMs ?? 20_000, heartbeatMs: opts.heartbeatMs ?? 200, pollMs: 50, reaperMs: opts.reaperMs ?? 200, ...(opts.maxPerOrg !== undefined ? { maxPerOrg: opts.maxPerOrg } : {}) },
       scheduler: { enabled: true, tickMs: 100 },
       pipelineConfigDirs: [],
       retentionDays: 90,

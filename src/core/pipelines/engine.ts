@@ -115,7 +115,7 @@ export function createEngine(o: EngineOptions): Engine {
       db: o.db, catalog, registry: o.registry, deps: o.deps, clock: o.clock, logger: o.logger, metrics, writer,
       retryBaseMs: o.stepRetry?.baseMs, retryMaxMs: o.stepRetry?.maxMs, onRunChanged: changed,
     },
-    { concurrency: w.concurrency, leaseMs: w.leaseMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs },
+    { concurrency: w.concurrency, leaseMs: w.leaseMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, maxPerOrg: w.maxPerOrg },
     o.workerId,
   )
   const reaper = new Reaper(o.db, o.clock, o.logger, { intervalMs: w.reaperMs, backoffMs: o.reaperBackoffMs, onRunChanged: (id) => changed('', id) }, metrics)

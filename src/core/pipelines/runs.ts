@@ -34,33 +34,88 @@ export function computeDedupKey(pipelineId: string, parameters: Record<string, u
   return createHash('sha256').update(`${pipelineId}\n${canonical(parameters)}`).digest('hex')
 }
 
-/** Claims up to `limit` due PENDING runs for this worker and leases them. */
-export async function claimRuns(db: Db, o: { workerId: string; now: number; leaseMs: number; limit: number }): Promise<RunRow[]> {
+export interface ClaimRequest {
+  workerId: string
+  now: number
+  leaseMs: number
+  /** Free worker slots in this process. */
+  limit: number
+  /** How many of this process's slots one org may hold (>= 1). */
+  maxPerOrg?: number
+  /** Runs this process already holds, per org. */
+  held?: ReadonlyMap<string, number>
+}
+
+/**
+ * Claims up to `limit` due PENDING runs for this worker, round-robin across orgs: first the oldest
+ * due run of each org (orgs in the order of their oldest due run), then each org's second, and so on,
+ * never letting one org hold more than `maxPerOrg` of this process's slots. Each claim is a
+ * compare-and-set, so no run is claimed twice (SKIP LOCKED on PostgreSQL, one writer on SQLite).
+ */
+export async function allocateClaims(db: Db, o: ClaimRequest): Promise<RunRow[]> {
   if (o.limit <= 0) return []
+  const cap = Math.max(1, Math.floor(o.maxPerOrg ?? Number.MAX_SAFE_INTEGER))
+  const held = new Map(o.held ?? [])
   const leaseUntil = o.now + o.leaseMs
-  if (db.dialect === 'postgres') {
+  if (db.dialect === 'sqlite') {
+    // One statement: SQLite has a single writer, so the whole allocation is atomic.
+    const room = [...held].filter(([, n]) => n > 0)
+    const allowance = room.length === 0
+      ? sql`${cap}`
+      : sql`CASE org_slug ${sql.join(room.map(([org, n]) => sql`WHEN ${org} THEN ${Math.max(0, cap - n)}`), sql` `)} ELSE ${cap} END`
+    const r = await sql<RunRow>`
+      UPDATE org_pipeline_runs
+      SET status = 'RUNNING', lease_owner = ${o.workerId}, lease_expires_at = ${leaseUntil},
+          started_at = COALESCE(started_at, ${o.now})
+      WHERE run_id IN (
+        SELECT run_id FROM (
+          SELECT run_id, org_slug,
+                 row_number() OVER (PARTITION BY org_slug ORDER BY available_at, run_id) AS rn,
+                 min(available_at) OVER (PARTITION BY org_slug) AS oldest
+          FROM org_pipeline_runs
+          WHERE status = 'PENDING' AND available_at <= ${o.now}
+        ) AS q
+        WHERE rn <= ${allowance}
+        ORDER BY rn, oldest, org_slug
+        LIMIT ${o.limit})
+        AND status = 'PENDING'
+      RETURNING *`.execute(db.kysely)
+    return r.rows
+  }
+  // PostgreSQL: rounds of at most one run per org (the oldest due run of each org, locked with SKIP
+  // LOCKED so concurrent workers take different runs), until the slots are full or nothing is left.
+  const out: RunRow[] = []
+  for (let round = 0; out.length < o.limit && round < o.limit; round++) {
+    const free = o.limit - out.length
+    const capped = [...held].filter(([, n]) => n >= cap).map(([org]) => org)
     const r = await sql<RunRow>`
       UPDATE org_pipeline_runs AS r
       SET status = 'RUNNING', lease_owner = ${o.workerId}, lease_expires_at = ${leaseUntil},
           started_at = COALESCE(r.started_at, ${o.now}::bigint)
-      FROM (SELECT run_id, run_date FROM org_pipeline_runs
-            WHERE status = 'PENDING' AND available_at <= ${o.now}
-            ORDER BY available_at LIMIT ${o.limit}
-            FOR UPDATE SKIP LOCKED) AS c
+      FROM (SELECT c.run_id, c.run_date
+            FROM (SELECT org_slug, min(available_at) AS oldest FROM org_pipeline_runs
+                  WHERE status = 'PENDING' AND available_at <= ${o.now} AND org_slug <> ALL(${capped}::text[])
+                  GROUP BY org_slug ORDER BY oldest, org_slug LIMIT ${free * 2 + 8}) AS o
+            CROSS JOIN LATERAL (
+                  SELECT p.run_id, p.run_date FROM org_pipeline_runs AS p
+                  WHERE p.org_slug = o.org_slug AND p.status = 'PENDING' AND p.available_at <= ${o.now}
+                  ORDER BY p.available_at, p.run_id LIMIT 1
+                  FOR UPDATE SKIP LOCKED) AS c
+            LIMIT ${free}) AS c
       WHERE r.run_id = c.run_id AND r.run_date = c.run_date AND r.status = 'PENDING'
       RETURNING r.*`.execute(db.kysely)
-    return r.rows
+    if (r.rows.length === 0) break
+    for (const run of r.rows) {
+      out.push(run)
+      held.set(run.org_slug, (held.get(run.org_slug) ?? 0) + 1)
+    }
   }
-  const r = await sql<RunRow>`
-    UPDATE org_pipeline_runs
-    SET status = 'RUNNING', lease_owner = ${o.workerId}, lease_expires_at = ${leaseUntil},
-        started_at = COALESCE(started_at, ${o.now})
-    WHERE run_id IN (SELECT run_id FROM org_pipeline_runs
-                     WHERE status = 'PENDING' AND available_at <= ${o.now}
-                     ORDER BY available_at LIMIT ${o.limit})
-      AND status = 'PENDING'
-    RETURNING *`.execute(db.kysely)
-  return r.rows
+  return out
+}
+
+/** Claims up to `limit` due PENDING runs with no per-org bound (round-robin order still applies). */
+export async function claimRuns(db: Db, o: { workerId: string; now: number; leaseMs: number; limit: number }): Promise<RunRow[]> {
+  return allocateClaims(db, o)
 }
 
 /** Renews this worker's leases in one statement; runs missing from the result were lost (reaped or taken). */

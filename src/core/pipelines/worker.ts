@@ -1,10 +1,11 @@
-// The worker pool: claims due PENDING runs up to its size, leases them, renews every lease with one
+// The worker pool: claims due PENDING runs up to its size (round-robin across orgs, at most maxPerOrg
+// slots per org), leases them, renews every lease with one
 // statement per heartbeat (which also picks up cancel requests), and runs the executor. The reaper
 // turns expired leases into retries or FAILED WORKER_LOST. stop() stops claiming, lets running steps
 // finish until the deadline, then hands the rest back as PENDING for another worker.
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { claimRuns, reapExpiredLeases, releaseOrphanedSlots, renewLeases, type RunRow } from './runs.js'
+import { allocateClaims, reapExpiredLeases, releaseOrphanedSlots, renewLeases, type RunRow } from './runs.js'
 import { executeRun, type ExecutorContext, type StopReason } from './executor.js'
 import type { EngineLogger } from './executor.js'
 import type { EngineMetrics } from './metrics.js'
@@ -18,7 +19,12 @@ export interface WorkerPoolOptions {
   leaseMs: number
   heartbeatMs: number
   pollMs: number
+  /** How many of this pool's slots one org may hold (default concurrency - 1, at least 1). */
+  maxPerOrg?: number
 }
+
+/** WORKER_MAX_PER_ORG's default: every org but one leaves a slot free for the others. */
+export const defaultMaxPerOrg = (concurrency: number) => Math.max(1, concurrency - 1)
 
 interface Active {
   run: RunRow
@@ -100,7 +106,12 @@ export class WorkerPool {
       if (free > 0) {
         try {
           const now = this.exec.clock.now()
-          const runs = await claimRuns(this.exec.db, { workerId: this.workerId, now, leaseMs: this.opts.leaseMs, limit: free })
+          const held = new Map<string, number>()
+          for (const a of this.active.values()) held.set(a.run.org_slug, (held.get(a.run.org_slug) ?? 0) + 1)
+          const runs = await allocateClaims(this.exec.db, {
+            workerId: this.workerId, now, leaseMs: this.opts.leaseMs, limit: free, held,
+            maxPerOrg: this.opts.maxPerOrg ?? defaultMaxPerOrg(this.opts.concurrency),
+          })
           claimed = runs.length
           for (const run of runs) this.launch(run, now + this.opts.leaseMs)
         } catch (err) {
