@@ -65,7 +65,7 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   }
   if (!res.ok) {
     const p = (data && typeof data === 'object' ? data : {}) as Partial<Problem>
-    const problem: Problem = { status: res.status, code: typeof p.code === 'string' ? p.code : 'HTTP_' + res.status, title: p.title, detail: p.detail, errors: p.errors }
+    const problem: Problem = { status: res.status, code: typeof p.code === 'string' ? p.code : 'HTTP_' + res.status, title: p.title, detail: p.detail, reason: typeof p.reason === 'string' ? p.reason : undefined, errors: p.errors }
     if (res.status === 401 && !path.startsWith('/console/api/session')) for (const fn of listeners) fn()
     throw new ApiFailure(problem)
   }
