@@ -31,6 +31,27 @@ for (const backend of backendNames()) {
         await store.cleanup()
       }
     })
+
+    test('finished webhook deliveries older than retention are deleted; pending and recent ones kept', async () => {
+      const store = await openStore(backend)
+      try {
+        const now = Date.UTC(2026, 5, 15)
+        const day = 86_400_000
+        const row = (id: string, status: 'PENDING' | 'DELIVERED' | 'FAILED', created_at: number) => ({
+          delivery_id: id, org_slug: 'acme', webhook_id: 'whk_x', run_id: `run_${id}`, event: 'run.finished', payload: '{}', status, attempts: 1,
+          next_attempt_at: created_at, lease_owner: null, lease_expires_at: null, last_status_code: null, last_error_code: null, delivered_at: null, created_at, updated_at: created_at,
+        })
+        await store.db.kysely.insertInto('org_webhook_deliveries').values([
+          row('old_done', 'DELIVERED', now - 91 * day), row('old_failed', 'FAILED', now - 91 * day), row('old_pending', 'PENDING', now - 91 * day), row('recent', 'DELIVERED', now - day),
+        ]).execute()
+        const r = await runMaintenance(store.db, 90, now)
+        assert.equal(r.webhookDeliveriesDeleted, 2)
+        const left = await store.db.kysely.selectFrom('org_webhook_deliveries').select('delivery_id').orderBy('delivery_id').limit(10).execute()
+        assert.deepEqual(left.map((d) => d.delivery_id), ['old_pending', 'recent'])
+      } finally {
+        await store.cleanup()
+      }
+    })
   })
 }
 

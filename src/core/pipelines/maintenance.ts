@@ -1,5 +1,6 @@
 // Periodic housekeeping: PostgreSQL partitions created ahead and dropped after retention, SQLite
-// rows deleted after retention, and expired idempotency keys and rate-limit rows removed in bounded batches.
+// rows deleted after retention, and expired idempotency keys, rate-limit rows and finished webhook
+// deliveries removed in bounded batches.
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
@@ -8,6 +9,7 @@ import { PeriodicTask } from './periodic.js'
 import { deleteExpiredRateLimitRows } from '../db/rate-limit-table.js'
 import type { EngineLogger } from './executor.js'
 import { forgetGoneProcesses } from '../observability/process-registry.js'
+import { deleteOldDeliveries } from '../webhooks/store.js'
 
 const IDEMPOTENCY_BATCH = 1000
 const IDEMPOTENCY_MAX_BATCHES = 20
@@ -33,6 +35,7 @@ export interface MaintenanceResult {
   idempotencyKeysDeleted: number
   rateLimitRowsDeleted: number
   processRowsDeleted: number
+  webhookDeliveriesDeleted: number
 }
 
 /**
@@ -62,7 +65,8 @@ export async function runMaintenance(db: Db, retentionDays: number, now: number)
   // The counters' expiry is wall-clock time (set by rate-limiter-flexible), not the engine clock.
   const rateLimitRowsDeleted = await deleteExpiredRateLimitRows(db, Date.now())
   const processRowsDeleted = await forgetGoneProcesses(db, now)
-  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted, rateLimitRowsDeleted, processRowsDeleted }
+  const webhookDeliveriesDeleted = await deleteOldDeliveries(db.kysely, retentionDays, now)
+  return { partitionsCreated, partitionsDropped, rowsDeleted, idempotencyKeysDeleted, rateLimitRowsDeleted, processRowsDeleted, webhookDeliveriesDeleted }
 }
 
 export class Maintenance {
@@ -78,7 +82,7 @@ export class Maintenance {
       opts.intervalMs ?? 3_600_000,
       async () => {
         const r = await runMaintenance(this.db, this.opts.retentionDays, this.clock.now())
-        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted || r.rateLimitRowsDeleted || r.processRowsDeleted) {
+        if (r.partitionsCreated.length || r.partitionsDropped.length || r.rowsDeleted || r.idempotencyKeysDeleted || r.rateLimitRowsDeleted || r.processRowsDeleted || r.webhookDeliveriesDeleted) {
           this.logger.info({ ...r }, 'maintenance pass')
         }
       },

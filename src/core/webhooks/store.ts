@@ -3,7 +3,7 @@
 // delivery is recorded in the run's terminal transaction (enqueueRunFinished), so no finished run
 // is missed, and sent later by the dispatcher (dispatcher.ts).
 import { randomBytes } from 'node:crypto'
-import type { Kysely, Transaction } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Database, OrgWebhookDeliveriesTable, WebhookDeliveryStatus } from '../db/schema.js'
 import { newId } from '../ids.js'
 import { decryptSecret, encryptSecret, type EncryptionContext, type KmsProvider } from '../security/kms-encryption.js'
@@ -179,4 +179,23 @@ export async function listDeliveries(db: Executor, orgSlug: string, limit: numbe
     .limit(Math.min(Math.max(1, limit), MAX_DELIVERIES_LISTED))
   if (status) q = q.where('status', '=', status)
   return q.execute()
+}
+
+const RETENTION_BATCH = 1000
+const RETENTION_MAX_BATCHES = 20
+
+/** Retention: finished deliveries (DELIVERED, FAILED) older than `retentionDays`, in bounded batches. */
+export async function deleteOldDeliveries(db: Kysely<Database>, retentionDays: number, now: number): Promise<number> {
+  const before = now - retentionDays * 86_400_000
+  let total = 0
+  for (let i = 0; i < RETENTION_MAX_BATCHES; i++) {
+    const r = await sql`
+      DELETE FROM org_webhook_deliveries WHERE delivery_id IN (
+        SELECT delivery_id FROM org_webhook_deliveries
+        WHERE status IN ('DELIVERED', 'FAILED') AND created_at < ${before} LIMIT ${RETENTION_BATCH})`.execute(db)
+    const n = Number(r.numAffectedRows ?? 0n)
+    total += n
+    if (n < RETENTION_BATCH) break
+  }
+  return total
 }
