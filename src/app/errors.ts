@@ -16,6 +16,7 @@ export const STANDARD_DETAIL: Record<number, string> = {
   431: 'Invalid request format',
   500: 'Internal error. Check server logs.',
   503: 'Service unavailable',
+  504: 'Operation timed out',
 }
 
 /** Stable machine-readable codes, grouped by status. */
@@ -77,6 +78,8 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: 503,
   ROOT_KEY_NOT_CONFIGURED: 503,
   TOO_MANY_CONNECTIONS: 503,
+  // A run step's error code (run and step error_code): template SQL stopped at its deadline.
+  QUERY_TIMEOUT: 504,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -144,6 +147,7 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   SHUTTING_DOWN: 'Server is shutting down',
   ROOT_KEY_NOT_CONFIGURED: 'Root key not configured on the server',
   TOO_MANY_CONNECTIONS: 'Too many open connections',
+  QUERY_TIMEOUT: 'Template SQL ran past its deadline',
 }
 
 /** One failing input field: where (`body/limit`) and the rule it broke (`must be <= 1000`), never its value. */

@@ -6,7 +6,8 @@ import { CompiledQuery } from 'kysely'
 import type { Db, DialectName } from '../db/database.js'
 import { DatasetError } from './errors.js'
 import { qualified, quoteIdent, quoteSchema, schemaOfDataset } from './identifiers.js'
-import { datasetFilePath, withOrgFile, withReadOnlyOrgFile } from './sqlite-files.js'
+import { datasetFilePath, withOrgFile } from './sqlite-files.js'
+import { runReadOnlyInWorker } from './sql-worker.js'
 import type { WriteFence } from './types.js'
 
 export type Row = Record<string, unknown>
@@ -24,8 +25,12 @@ export interface DatasetEngine {
   all(stmt: Stmt): Promise<Row[]>
   /** Runs the statements in one transaction (all or nothing), only while `fence` (if any) is open. */
   transaction(stmts: Stmt[], fence?: WriteFence): Promise<void>
-  /** Runs a reader statement on a read-only connection/transaction; at most maxRows rows. */
-  readOnly(stmt: Stmt, opts: { timeoutMs: number; maxRows: number }): Promise<Row[]>
+  /**
+   * Runs a reader statement on a read-only connection/transaction; at most maxRows rows. Past
+   * `timeoutMs` it is stopped with QUERY_TIMEOUT (SQLite: its worker thread is terminated; PostgreSQL:
+   * statement_timeout); `signal` stops it early on SQLite.
+   */
+  readOnly(stmt: Stmt, opts: { timeoutMs: number; maxRows: number; signal?: AbortSignal }): Promise<Row[]>
 }
 
 /** Builds placeholders for one statement in the dialect's style. */
@@ -46,6 +51,8 @@ function driverCode(err: unknown): string {
 /** Driver errors carry SQL and values in their text; only the code crosses this boundary. */
 function wrap(err: unknown): never {
   if (err instanceof DatasetError) throw err
+  // 57014 query_canceled: the read-only transaction's statement_timeout fired.
+  if (driverCode(err) === '57014') throw new DatasetError('QUERY_TIMEOUT', 'query exceeded its timeout')
   throw new DatasetError('QUERY_FAILED', `dataset query failed (${driverCode(err)})`)
 }
 
@@ -99,21 +106,9 @@ function sqliteEngine(db: Db, dataDir: string, datasetId: string): DatasetEngine
         wrap(err)
       }
     },
-    async readOnly(stmt, { maxRows }) {
-      try {
-        return withReadOnlyOrgFile(path, (h) => {
-          const st = h.prepare(stmt.text)
-          if (!st.reader) throw new DatasetError('SQL_REFUSED', 'sql refused: statement returns no rows')
-          const rows: Row[] = []
-          for (const r of st.iterate(...stmt.params)) {
-            rows.push(r as Row)
-            if (rows.length >= maxRows) break
-          }
-          return rows
-        })
-      } catch (err) {
-        wrap(err)
-      }
+    async readOnly(stmt, { timeoutMs, maxRows, signal }) {
+      // Off the event loop, so a slow statement neither outlives its deadline nor freezes the process.
+      return runReadOnlyInWorker({ path, text: stmt.text, params: stmt.params, maxRows, timeoutMs, signal })
     },
   }
 }
@@ -171,7 +166,10 @@ function pgEngine(db: Db, datasetId: string): DatasetEngine {
         await c.query('SET TRANSACTION READ ONLY')
         await c.query(`SET LOCAL search_path TO ${quoteSchema(schema)}`)
         await c.query(`SET LOCAL statement_timeout = ${ms}`)
-        const r = await c.query(stmt.text, stmt.params)
+        const r = await c.query(stmt.text, stmt.params).catch((err: unknown) => {
+          if (driverCode(err) === '57014') throw new DatasetError('QUERY_TIMEOUT', `query exceeded its timeout of ${ms} ms`)
+          throw err
+        })
         await c.query('ROLLBACK')
         return (r.rows as Row[]).slice(0, maxRows)
       })

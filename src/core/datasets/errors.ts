@@ -16,6 +16,8 @@ export type DatasetErrorCode =
   | 'QUERY_FAILED'
   /** The warehouse (BigQuery) could not be reached or kept failing: retry later. */
   | 'DATASET_UNAVAILABLE'
+  /** Template SQL ran past its deadline and was stopped. */
+  | 'QUERY_TIMEOUT'
   /** The writer's fence closed (its step aborted, or its run lost its lease): nothing was written. */
   | 'WRITE_FENCED'
 

@@ -1,5 +1,5 @@
 // Per-org SQLite dataset files: `{dataDir}/datasets/{dataset_id}.db` (one file per org incarnation). Write handles are cached in a
-// bounded LRU; callers use a handle synchronously inside withOrgFile(), so an eviction can never
+// bounded LRU (template SQL reads run in worker threads, see sql-worker.ts); callers use a handle synchronously inside withOrgFile(), so an eviction can never
 // close a handle between two statements of the same operation.
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -51,17 +51,6 @@ export function withOrgFile<T>(path: string, fn: (db: SqliteDatabase.Database) =
     handles.set(path, db)
   }
   return fn(db)
-}
-
-/** Runs fn with a fresh read-only handle (used for template SQL), closed afterwards. */
-export function withReadOnlyOrgFile<T>(path: string, fn: (db: SqliteDatabase.Database) => T): T {
-  const db = openExisting(path, true)
-  try {
-    db.pragma('query_only = ON')
-    return fn(db)
-  } finally {
-    db.close()
-  }
 }
 
 /** Creates the empty file in WAL mode. 'wx' refuses an existing file, so no leftover data is inherited. */

@@ -17,7 +17,7 @@ import type { DatasetBinding, DatasetReader, DatasetWriter, ReadPageOptions, Row
 
 export interface DatasetOptions {
   now?: () => number
-  /** Statement timeout for template SQL on PostgreSQL. */
+  /** Deadline of template SQL (`select`), both stores: past it the query stops with QUERY_TIMEOUT. */
   selectTimeoutMs?: number
   /** Writes (tables and rows) only while this fence is open (engine steps: the step signal and the run's lease). */
   fence?: WriteFence
@@ -281,7 +281,7 @@ class OrgDataset implements DatasetWriter {
     const text = `SELECT * FROM (${bound.text}) AS tf_q LIMIT ${p.add(max + 1, '::bigint')}`
     const rows = await this.engine.readOnly(
       { text, params: p.values },
-      { timeoutMs: this.opts.selectTimeoutMs ?? 60_000, maxRows: max + 1 },
+      { timeoutMs: this.opts.selectTimeoutMs ?? 60_000, maxRows: max + 1, signal: this.opts.fence?.signal },
     )
     if (rows.length > max) throw new DatasetError('LIMIT_EXCEEDED', `query returned more than ${max} rows`)
     return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, plain(v)])))

@@ -71,6 +71,8 @@ export type ProcessorErrorCode =
   | 'BLOCKED_DESTINATION'
   | 'INVALID_DATA'
   | 'LIMIT_EXCEEDED'
+  /** Template SQL ran past its deadline and was stopped. */
+  | 'QUERY_TIMEOUT'
   | 'CANCELLED'
   | 'PROCESSOR_ERROR'
 

@@ -9,6 +9,8 @@ export function toProcessorError(err: unknown): unknown {
   switch (err.code) {
     case 'LIMIT_EXCEEDED':
       return new ProcessorError('LIMIT_EXCEEDED', err.message)
+    case 'QUERY_TIMEOUT':
+      return new ProcessorError('QUERY_TIMEOUT', err.message)
     case 'QUERY_FAILED':
       return new ProcessorError('PROCESSOR_ERROR', err.message, { retryable: true })
     case 'DATASET_UNAVAILABLE':
