@@ -141,6 +141,29 @@ for (const backend of backendNames()) {
       assert.equal((await setupOn(a, 'acme', acme, 'https://x.partner.example/')).statusCode, 200)
     })
 
+    test("a run's calls use the org's list: the listed host is reached (DNS), not refused; a removed host refuses the trigger", async () => {
+      assert.equal((await put(['*.partner.example'])).statusCode, 200)
+      const setup = await setupOn(a, 'acme', acme, 'https://orders.partner.example')
+      assert.equal(setup.statusCode, 200, setup.body)
+      // The process-wide client alone refuses the host (production, not in EGRESS_ALLOWED_HOSTS).
+      await assert.rejects(a.ctx.egress.request('https://orders.partner.example/v1/orders'), (e: unknown) => (e as { code?: string }).code === 'BLOCKED_DESTINATION')
+      a.ctx.engine!.start({ workers: true, scheduler: false, maintenance: false })
+      const trig = await a.app.inject({ method: 'POST', url: '/api/v1/pipelines/run/acme/generic/http/example', headers: a.org(acme), payload: { parameters: { date: '2026-11-20' } } })
+      assert.equal(trig.statusCode, 202, trig.body)
+      let run: { status: string; error_code: string | null } = { status: 'PENDING', error_code: null }
+      await until(async () => {
+        run = await a.ctx.db.kysely.selectFrom('org_pipeline_runs').select(['status', 'error_code']).where('run_id', '=', trig.json().run_id).executeTakeFirstOrThrow()
+        return !['PENDING', 'RUNNING'].includes(run.status)
+      }, 'the run to finish')
+      // No DNS for the name on this machine: the call got past the policy and failed to connect.
+      assert.deepEqual([run.status, run.error_code], ['FAILED', 'UNREACHABLE'])
+
+      assert.equal((await put([])).statusCode, 200)
+      await until(async () => (await b.ctx.egressHosts.hostsFor('acme')).length === 0, 'the removal to reach the other instance')
+      const refused = await b.app.inject({ method: 'POST', url: '/api/v1/pipelines/run/acme/generic/http/example', headers: b.org(acme), payload: { parameters: { date: '2026-11-21' } } })
+      assert.deepEqual([refused.statusCode, refused.json().code], [400, 'DESTINATION_NOT_ALLOWED'], refused.body)
+    })
+
     test('root key only: an org key gets 403 (even for its own org), an unknown org 404, unknown fields 400', async () => {
       for (const method of ['GET', 'PUT'] as const) {
         const res = await a.app.inject({ method, url: hostsUrl('acme'), headers: a.org(acme), ...(method === 'PUT' ? { payload: { hosts: ['evil.example'] } } : {}) })

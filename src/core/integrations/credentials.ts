@@ -26,6 +26,7 @@ import { checkMetadata, fingerprintFor } from './metadata.js'
 import {
   CredentialFormatError,
   isProviderName,
+  parseHttpMetadata,
   PROVIDER_NAMES,
   providerModule,
   type ProviderConfig,
@@ -442,7 +443,7 @@ export async function ensureUsableCredential(
 ): Promise<{ credential_id: string; status: CredentialStatus }> {
   const row = await deps.db.kysely
     .selectFrom('org_integration_credentials')
-    .select(['credential_id', 'status', 'last_error_code'])
+    .select(['credential_id', 'status', 'last_error_code', 'metadata'])
     .where('org_slug', '=', input.org_slug)
     .where('provider', '=', input.provider)
     .where('is_active', '=', 1)
@@ -451,6 +452,17 @@ export async function ensureUsableCredential(
   if (!row) throw new CredentialError('INTEGRATION_NOT_CONFIGURED')
   if (row.status === 'VALID') return { credential_id: row.credential_id, status: 'VALID' }
   if (row.status === 'INVALID') throw new CredentialError('CREDENTIAL_INVALID', undefined, reasonOf(row.last_error_code))
+  const metadata = JSON.parse(row.metadata) as Record<string, unknown>
+  if (input.provider === 'http' && metadata.validation_url === undefined) {
+    // Nothing to check it against (no decrypt, no call): only that its destination is still allowed.
+    try {
+      parseHttpMetadata(metadata, (await orgPolicy(deps, input.org_slug)).cfg)
+    } catch (err) {
+      if (err instanceof CredentialFormatError) throw new CredentialError('DESTINATION_NOT_ALLOWED', err.field)
+      throw err
+    }
+    return { credential_id: row.credential_id, status: 'PENDING' }
+  }
   let check = firstUseChecks.get(row.credential_id)
   if (!check) {
     check = checkActive(deps, input, input.provider).finally(() => firstUseChecks.delete(row.credential_id))
