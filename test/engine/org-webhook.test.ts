@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { backendNames, needsPostgres } from '../helpers/backends.js'
 import { ManualClock } from '../../src/core/clock.js'
+import { WebhookDispatcher } from '../../src/core/webhooks/dispatcher.js'
 
 const TOKEN = 'tok_webhook_test_0123456789'
 
@@ -189,6 +190,57 @@ for (const backend of backendNames()) {
       assert.equal((await hook()).statusCode, 404)
       assert.equal((await t.app.inject({ method: 'DELETE', url: '/api/v1/organizations/hook-org/webhook', headers: key, payload: {} })).statusCode, 404)
       assert.equal((await k.selectFrom('org_run_webhooks').select('org_slug').where('org_slug', '=', 'hook-org').execute()).length, 0, 'the secret is gone')
+    })
+  })
+}
+
+for (const backend of backendNames()) {
+  describe(`webhook deliveries stay bounded whatever goes wrong (${backend})`, () => {
+    let t: TestApp
+    let rx: Awaited<ReturnType<typeof receiver>>
+    let key: Record<string, string>
+    const clock = new ManualClock(Date.now())
+    const quiet = { warn() {}, error() {} }
+    const delivery = (runId: string) =>
+      t.ctx.db.kysely.selectFrom('org_webhook_deliveries').select(['status', 'attempts', 'last_error_code', 'lease_owner']).where('run_id', '=', runId).executeTakeFirstOrThrow()
+    before(async () => {
+      rx = await receiver()
+      t = await buildTestApp(backend, { clock })
+      key = await prepareOrg(t, 'odd-org', rx.url)
+      const put = await t.app.inject({ method: 'PUT', url: '/api/v1/organizations/odd-org/webhook', headers: key, payload: { url: `${rx.url}/hook` } })
+      assert.equal(put.statusCode, 201, put.body)
+    })
+    after(async () => {
+      await t.close()
+      await rx.close()
+    })
+
+    test('an unexpected error in one send counts as an attempt and does not strand the rest of the batch', async () => {
+      const runs = [await cancelledRun(t, 'odd-org', key, day(1)), await cancelledRun(t, 'odd-org', key, day(2))]
+      let sends = 0
+      const broken = new WebhookDispatcher({
+        db: t.ctx.db, kms: t.ctx.kms, clock, logger: quiet,
+        httpFor: () => ({ request: async () => { sends++; throw new TypeError('not an egress error') } }),
+      })
+      assert.deepEqual(await broken.runOnce(), { claimed: 2, delivered: 0, retried: 2, failed: 0 })
+      assert.equal(sends, 2, 'the second delivery was still tried')
+      for (const runId of runs) assert.deepEqual(await delivery(runId), { status: 'PENDING', attempts: 1, last_error_code: 'INTERNAL_ERROR', lease_owner: null })
+      // Done with them: the next test counts its own deliveries only.
+      await t.ctx.db.kysely.updateTable('org_webhook_deliveries').set({ status: 'FAILED' }).where('run_id', 'in', runs).execute()
+    })
+
+    test('a lease that expires after the last attempt fails the delivery instead of sending it a ninth time', async () => {
+      rx.received.length = 0
+      const runId = await cancelledRun(t, 'odd-org', key, day(3))
+      await t.ctx.db.kysely
+        .updateTable('org_webhook_deliveries')
+        .set({ status: 'DELIVERING', lease_owner: 'whd_dead', lease_expires_at: clock.now() - 1, attempts: 8 })
+        .where('run_id', '=', runId)
+        .execute()
+      const r = await t.ctx.engine!.webhooks!.runOnce()
+      assert.deepEqual(r, { claimed: 0, delivered: 0, retried: 0, failed: 1 })
+      assert.equal(rx.received.length, 0, 'not sent again')
+      assert.deepEqual(await delivery(runId), { status: 'FAILED', attempts: 8, last_error_code: 'LEASE_EXPIRED', lease_owner: null })
     })
   })
 }

@@ -4,7 +4,8 @@
 // receiver's idempotency key). A pass claims due rows with a compare-and-set that takes a lease, so
 // two processes never hold the same delivery; a process that dies mid-send leaves a lease that
 // expires and the row is sent again (at least once). Failures (non-2xx, timeouts, refused
-// destinations) are retried with exponential backoff up to `maxAttempts`, then FAILED.
+// destinations, unexpected errors) are retried with exponential backoff up to `maxAttempts`, then
+// FAILED; a lease that expires after the last attempt fails the delivery instead of a further send.
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import type { OrgWebhookDeliveriesTable } from '../db/schema.js'
@@ -79,18 +80,29 @@ export class WebhookDispatcher {
 
   /** One pass: claim due deliveries (PENDING and due, or DELIVERING with an expired lease) and send each. */
   async runOnce(): Promise<PassResult> {
-    const claimed = await this.claim()
-    const out: PassResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: 0 }
-    for (const d of claimed) out[await this.send(d)]++
+    const { claimed, exhausted } = await this.claim()
+    const out: PassResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: exhausted }
+    for (const d of claimed) {
+      let outcome: 'delivered' | 'retried' | 'failed'
+      try {
+        outcome = await this.send(d)
+      } catch (err) {
+        // An unexpected failure (storage, a bug) counts as an attempt like any other, so the delivery
+        // stays bounded by maxAttempts and the rest of the batch is still sent.
+        this.deps.logger.error({ org: d.org_slug, delivery_id: d.delivery_id, err_name: (err as Error)?.name }, 'webhook send failed unexpectedly')
+        outcome = await this.finish(d, { ok: false, code: 'INTERNAL_ERROR', status: null })
+      }
+      out[outcome]++
+    }
     return out
   }
 
-  private async claim(): Promise<Delivery[]> {
+  private async claim(): Promise<{ claimed: Delivery[]; exhausted: number }> {
     const k = this.deps.db.kysely
     const now = this.deps.clock.now()
     const due = await k
       .selectFrom('org_webhook_deliveries')
-      .select(['delivery_id', 'status', 'next_attempt_at', 'lease_expires_at'])
+      .select(['delivery_id', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
       .where((eb) =>
         eb.or([
           eb.and([eb('status', '=', 'PENDING'), eb('next_attempt_at', '<=', now)]),
@@ -101,7 +113,21 @@ export class WebhookDispatcher {
       .limit(this.o.batch)
       .execute()
     const mine: Delivery[] = []
+    let exhausted = 0
     for (const row of due) {
+      if (row.status === 'DELIVERING' && row.attempts >= this.o.maxAttempts) {
+        // Its last attempt's sender died mid-send: sending again would exceed maxAttempts.
+        const gone = await k
+          .updateTable('org_webhook_deliveries')
+          .set({ status: 'FAILED', last_error_code: 'LEASE_EXPIRED', lease_owner: null, lease_expires_at: null, updated_at: now })
+          .where('delivery_id', '=', row.delivery_id)
+          .where('status', '=', 'DELIVERING')
+          .where('lease_expires_at', '=', row.lease_expires_at)
+          .returning('delivery_id')
+          .executeTakeFirst()
+        if (gone) exhausted++
+        continue
+      }
       // Compare-and-set on the state we read: of two processes, exactly one update matches.
       let q = k
         .updateTable('org_webhook_deliveries')
@@ -112,7 +138,7 @@ export class WebhookDispatcher {
       const got = await q.returning(['delivery_id', 'org_slug', 'webhook_id', 'run_id', 'event', 'payload', 'attempts']).executeTakeFirst()
       if (got) mine.push(got)
     }
-    return mine
+    return { claimed: mine, exhausted }
   }
 
   private async send(d: Delivery): Promise<'delivered' | 'retried' | 'failed'> {
