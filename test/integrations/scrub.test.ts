@@ -24,15 +24,15 @@ test('tracked values are scrubbed while in use and forgotten after', async () =>
   assert.equal(trackedSecretCount(), 0, 'released even when the use throws')
 })
 
-test('shape patterns: org keys, root keys, provider keys, PEM private keys, bearer/basic tokens, Google tokens', () => {
+test('shape patterns: org keys, root keys, provider keys, PEM private keys, bearer/basic tokens, Google tokens, webhook signing secrets', () => {
   const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----'
   const text = [
     'tf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789', 'tfroot_abcdefghijklmnopqrstuvwxyz012345', 'sk-proj-abc123def456ghi789',
     'sk-ant-api03-abcdefghijklmnop', pem, JSON.stringify(pem), 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig',
-    'Basic dXNlcjpwYXNzd29yZDEyMw==', 'ya29.a0AfH6SMBx-abcdefghijkl',
+    'Basic dXNlcjpwYXNzd29yZDEyMw==', 'ya29.a0AfH6SMBx-abcdefghijkl', 'whsec_Zq3vR8mK2pLx7NwT4bYc9HdF1sGj6EuA0oWiVnQy5Xk',
   ].join(' | ')
   const out = scrubText(text)
-  for (const leak of ['AbCdEfGhIj', 'abcdefghijklmnopqrstuvwxyz012345', 'abc123def456', 'api03-abcdefghijklmnop', 'MIIEvQIBADAN', 'eyJhbGci', 'dXNlcjpw', 'a0AfH6SMBx']) {
+  for (const leak of ['AbCdEfGhIj', 'abcdefghijklmnopqrstuvwxyz012345', 'abc123def456', 'api03-abcdefghijklmnop', 'MIIEvQIBADAN', 'eyJhbGci', 'dXNlcjpw', 'a0AfH6SMBx', 'Zq3vR8mK2pLx']) {
     assert.ok(!out.includes(leak), `${leak} survived: ${out}`)
   }
   assert.ok(out.includes('Bearer [REDACTED]'))

@@ -24,6 +24,7 @@ const PATTERNS: [RegExp, string][] = [
   [/\btf_[0-9A-Za-z]{20,}/g, REDACTED],
   [/\bsk-[A-Za-z0-9_-]{8,}/g, REDACTED],
   [/\bya29\.[A-Za-z0-9._-]{8,}/g, REDACTED],
+  [/\bwhsec_[A-Za-z0-9_-]{20,}/g, REDACTED], // run-webhook signing secrets (webhooks/store.ts)
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{12,}/gi, `$1 ${REDACTED}`],
 ]
 
