@@ -122,6 +122,10 @@ for (const backend of backendNames()) {
       const cleared = await put(['*.eu.partner.example'])
       assert.deepEqual(cleared.json().removed, ['api.partner.example'])
       await until(async () => (await setupOn(b, 'acme', acme, 'https://api.partner.example/v1')).statusCode === 400, 'the removal to reach the other instance')
+      // The stored credential names the removed host: validating it is refused, its status left alone.
+      const v = await b.app.inject({ method: 'POST', url: '/api/v1/integrations/acme/http/validate', headers: b.org(acme), payload: {} })
+      assert.deepEqual([v.statusCode, v.json().code], [400, 'DESTINATION_NOT_ALLOWED'], v.body)
+      assert.equal((await b.app.inject({ method: 'GET', url: '/api/v1/integrations/acme/http', headers: b.org(acme) })).json().status, 'PENDING')
     })
 
     test('private, loopback and metadata addresses stay blocked even with a wildcard listed; bad entries are each reported', async () => {

@@ -37,9 +37,7 @@ export interface OperationDoc {
 }
 
 /** Every credential-service failure the integration routes map onto the catalogue (integrations.ts `mapped`). */
-const CREDENTIAL_ERRORS: ErrorCode[] = [
-  'INVALID_CREDENTIAL_FORMAT', 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_REJECTED', 'UNSUPPORTED_PROVIDER', 'NOT_FOUND', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE',
-]
+const CREDENTIAL_ERRORS: ErrorCode[] = ['INVALID_CREDENTIAL_FORMAT', 'UNSUPPORTED_PROVIDER', 'NOT_FOUND', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE']
 /** The use-time credential check (dependencies/credential-check.ts): a PENDING credential is validated then. */
 const USABLE_CREDENTIAL: ErrorCode[] = [
   'INTEGRATION_NOT_CONFIGURED', 'CREDENTIAL_INVALID', 'CREDENTIAL_REJECTED', 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_UNUSABLE', 'SERVICE_UNAVAILABLE',
@@ -296,7 +294,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
       'OpenAI and Anthropic usage pipelines need ADMIN keys (`sk-admin-…`, `sk-ant-admin…`); gcp takes a service-account JSON with `metadata.project_id` ' +
       '(and `metadata.billing_table` for billing); http takes a bearer token with `metadata.base_url`.',
     tag: 'Integrations',
-    errors: CREDENTIAL_ERRORS,
+    errors: [...CREDENTIAL_ERRORS, 'DESTINATION_NOT_ALLOWED', 'CREDENTIAL_REJECTED'],
     responses: { 200: 'Stored; `status` is VALID, PENDING (not checked yet) or INVALID (only with `store_invalid`)' },
     example: { credential: 'sk-admin-REPLACE_ME_with_your_admin_key', credential_name: 'usage reader' },
   },
@@ -305,7 +303,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Re-validate the stored credential',
     description: 'Decrypts the active credential, checks it with the provider and records the result (status and sanitized error code).',
     tag: 'Integrations',
-    errors: CREDENTIAL_ERRORS,
+    errors: [...CREDENTIAL_ERRORS, 'DESTINATION_NOT_ALLOWED'],
     responses: { 200: 'The credential status after validation' },
     example: {},
     schemas: { response: 'IntegrationStatus' },

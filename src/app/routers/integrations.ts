@@ -97,14 +97,13 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
     return await work
   } catch (err) {
     if (!(err instanceof CredentialError)) throw err
-    const fields = err.field ? [`body/${err.field.replace(/\./g, '/')}`] : []
     switch (err.code) {
       case 'INVALID_CREDENTIAL_FORMAT':
-        throw new ApiError('INVALID_CREDENTIAL_FORMAT', { fields })
+        throw new ApiError('INVALID_CREDENTIAL_FORMAT', { fields: fieldPaths(err) })
       case 'DESTINATION_NOT_ALLOWED':
-        throw new ApiError('DESTINATION_NOT_ALLOWED', { fields: fields.map((path) => ({ path, message: 'is not an allowed destination' })) })
       case 'CREDENTIAL_REJECTED':
-        throw new ApiError('CREDENTIAL_REJECTED', { reason: err.reason })
+        // Mapped only by the routes that check a destination or a credential live (the two wrappers below).
+        throw err
       case 'UNSUPPORTED_PROVIDER':
         throw new ApiError('UNSUPPORTED_PROVIDER')
       case 'INTEGRATION_NOT_CONFIGURED':
@@ -118,6 +117,28 @@ async function mapped<T>(work: Promise<T>, notConfigured: 'NOT_FOUND' | 'INTEGRA
       case 'KMS_UNAVAILABLE':
         throw new ApiError('SERVICE_UNAVAILABLE')
     }
+  }
+}
+
+const fieldPaths = (err: CredentialError) => (err.field ? [`body/${err.field.replace(/\./g, '/')}`] : [])
+
+/** A URL the egress policy refuses (setup; validate of a credential whose host was removed since). */
+async function refusedDestination<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (!(err instanceof CredentialError) || err.code !== 'DESTINATION_NOT_ALLOWED') throw err
+    throw new ApiError('DESTINATION_NOT_ALLOWED', { fields: fieldPaths(err).map((path) => ({ path, message: 'is not an allowed destination' })) })
+  }
+}
+
+/** Setup only: the provider refused the credential (nothing stored). */
+async function rejectedCredential<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (!(err instanceof CredentialError) || err.code !== 'CREDENTIAL_REJECTED') throw err
+    throw new ApiError('CREDENTIAL_REJECTED', { reason: err.reason })
   }
 }
 
@@ -135,7 +156,7 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
       schema: { params: ProviderParams, body: SetupBody, response: { 200: SetupResponse, ...errorResponses } },
     },
     async (req, reply) => {
-      const result = await mapped(
+      const result = await mapped(rejectedCredential(refusedDestination(
         setupCredential(deps, {
           org_slug: req.params.org_slug,
           provider: req.params.provider,
@@ -147,7 +168,7 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
           actor: actorOf(req),
           request_id: String(req.id),
         }),
-      )
+      )))
       reply.headers(noStore)
       return result
     },
@@ -157,9 +178,9 @@ export function integrationRoutes(app: App, ctx: AppContext): void {
     '/api/v1/integrations/:org_slug/:provider/validate',
     { config: { auth: 'org' }, schema: { params: ProviderParams, body: Strict({}), response: { 200: StatusView, ...errorResponses } } },
     async (req, reply) => {
-      const view = await mapped(
+      const view = await mapped(refusedDestination(
         revalidateCredential(deps, { org_slug: req.params.org_slug, provider: req.params.provider, actor: actorOf(req), request_id: String(req.id) }),
-      )
+      ))
       reply.headers(noStore)
       return statusView(view)
     },
