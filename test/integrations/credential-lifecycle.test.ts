@@ -129,6 +129,21 @@ for (const backend of backendNames()) {
       })
       assert.equal(res.statusCode, 201, res.body)
       assert.equal((await status('pending-sched', key)).status, 'VALID')
+      const id = res.json().schedule_id as string
+      const fire = async () => {
+        await t.ctx.db.kysely.updateTable('org_schedules').set({ next_run_at: Date.now() - 1000 }).where('schedule_id', '=', id).execute()
+        return (await t.ctx.engine!.scheduler.tick())[id]
+      }
+      const last = async () => t.ctx.db.kysely.selectFrom('org_schedules').select(['last_status', 'last_error_code']).where('schedule_id', '=', id).executeTakeFirstOrThrow()
+
+      // A fire refused because the credential is INVALID records that code, not a generic one.
+      await setup('pending-sched', key, { credential: WRONG, metadata: meta(), store_invalid: true })
+      await fire()
+      assert.deepEqual(await last(), { last_status: 'REFUSED', last_error_code: 'CREDENTIAL_INVALID' })
+      // A PENDING credential is validated by the fire itself, then the run is admitted.
+      await setup('pending-sched', key, { credential: TOKEN, metadata: meta(), skip_validation: true })
+      assert.equal(await fire(), 'admitted')
+      assert.equal((await status('pending-sched', key)).status, 'VALID')
     })
   })
 }
