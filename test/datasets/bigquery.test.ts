@@ -176,6 +176,11 @@ for (const backend of backendNames()) {
         'SELECT * FROM usage_daily*',
         'SELECT model FROM usage_daily WHERE _TABLE_SUFFIX = :s',
         'SELECT _PARTITIONTIME FROM usage_daily',
+        // Every BigQuery pseudo-column starts with "_" (_FILE_NAME, _CHANGE_TYPE, ...); dataset columns never do.
+        'SELECT _FILE_NAME FROM usage_daily',
+        'SELECT model, _change_type FROM usage_daily',
+        'SELECT "_file_name" FROM usage_daily',
+        'SELECT model AS "_x" FROM usage_daily',
         'SELECT u.model FROM usage_daily AS u JOIN secrets AS s ON s.k = u.model',
         'SELECT model FROM usage_daily WHERE tokens::text = :s',
         "SELECT model FROM usage_daily WHERE model = 'it''s'",

@@ -6,16 +6,17 @@
 //   parameter), CAST(x AS text|varchar|char|real|double|float|timestamptz) → BigQuery's type names.
 // Refused (SQL_REFUSED) before any job is sent: `x::type` casts, '' inside a literal (BigQuery has no
 // doubled-quote escape), functions BigQuery lacks or spells differently, the pseudo-columns
-// _TABLE_SUFFIX / _PARTITIONTIME / _PARTITIONDATE, and a wildcard (`t*`) after a table name.
+// _TABLE_SUFFIX / _PARTITIONTIME / _FILE_NAME / ... (any name starting with _), and a wildcard (`t*`) after a
+// table name. Quoted identifiers are re-quoted by quoteBq (identifiers.ts), the one validator.
 import { DatasetError } from '../errors.js'
 import type { CheckedSelect } from '../select-check.js'
 import type { Token } from '../sql-tokens.js'
 import type { ColumnSpec, TableSpec } from '../types.js'
+import { quoteBq } from '../identifiers.js'
 import { param, templateParam, type QueryParameter } from './sql.js'
 
 /** Allow-listed by checkSelect for SQLite/PostgreSQL, but absent from (or different in) BigQuery. */
 const NOT_ON_BIGQUERY = new Set(['total', 'group_concat', 'julianday', 'strftime', 'to_char', 'iif', 'position', 'datetime', 'date_trunc'])
-const PSEUDO_COLUMNS = new Set(['_table_suffix', '_partitiontime', '_partitiondate', '_table_'])
 const CAST_NAMES: Record<string, string> = {
   text: 'STRING', varchar: 'STRING', char: 'STRING', real: 'FLOAT64', double: 'FLOAT64', float: 'FLOAT64', timestamptz: 'TIMESTAMP',
 }
@@ -76,10 +77,11 @@ export function toBigQuerySelect(checked: CheckedSelect, values: Readonly<Record
     const next = tokens[i + 1]
     if (isPunct(t, '::')) refuse("'::' casts are not portable, use CAST(x AS type)")
     if (t.kind === 'string' && t.value.includes("'")) refuse('doubled quotes inside a literal are not portable, pass the value as a :parameter')
-    if (isName(t) && PSEUDO_COLUMNS.has(t.value)) refuse('BigQuery pseudo-columns are not allowed')
+    // Every BigQuery pseudo-column starts with "_" (_PARTITIONTIME, _FILE_NAME, _CHANGE_TYPE, ...); dataset columns never do.
+    if (isName(t) && t.value.startsWith('_')) refuse('BigQuery pseudo-columns (names starting with _) are not allowed')
     if (isName(t) && isPunct(next, '*') && (isWord(prev, 'from') || isWord(prev, 'join'))) refuse('wildcard tables are not allowed')
     if (t.kind === 'word' && isPunct(next, '(') && NOT_ON_BIGQUERY.has(t.value)) refuse(`${t.value.toUpperCase()}() is not available, see docs/datasets.md`)
-    if (t.kind === 'qident') emit(t, `\`${t.value}\``)
+    if (t.kind === 'qident') emit(t, quoteBq(t.value))
     else if (t.kind === 'param') {
       if (!Object.prototype.hasOwnProperty.call(values, t.value)) throw new DatasetError('SQL_PARAM_MISSING', `sql parameter ${t.value} has no value`)
       const name = `u_${t.value}`
