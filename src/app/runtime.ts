@@ -13,7 +13,7 @@ import { createLogger } from '../core/observability/logger.js'
 import { LocalBus, PostgresBus, type EventBus } from '../core/events/bus.js'
 import { createEgressClient, egressOptionsFromConfig } from '../core/http/egress.js'
 import { OrgEgressHosts, orgEgressClient } from '../core/http/egress-allowlist.js'
-import { WebhookDispatcher } from '../core/webhooks/dispatcher.js'
+import { createWebhookMetrics, WebhookDispatcher } from '../core/webhooks/dispatcher.js'
 import { ProcessorRegistry } from '../core/processors/registry.js'
 import { createBigQueryHome, createDataset, DatasetError, dropDataset, probeBigQueryHome, useBigQueryHome } from '../core/datasets/index.js'
 import { registerBuiltinProcessors, seedDefaultPrices } from '../core/processors/builtin.js'
@@ -195,7 +195,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const credentialDeps: CredentialDeps = { db, kms, egress, config, now: () => clock.now(), orgHosts: egressHosts }
     const scrubReleases = new WeakMap<object, () => void>()
     const httpFor = (slug: string) => orgEgressClient(egress, () => egressHosts.hostsFor(slug))
-    const webhooks = new WebhookDispatcher({ db, kms, clock, httpFor, logger }, { intervalMs: Math.max(config.workers.pollMs, 1000) })
+    const webhooks = new WebhookDispatcher({ db, kms, clock, httpFor, logger, metrics: createWebhookMetrics(ctx.metrics.registry) }, { intervalMs: Math.max(config.workers.pollMs, 1000) })
     ctx.engine = createEngine({
       db,
       webhooks,

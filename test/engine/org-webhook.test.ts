@@ -151,6 +151,9 @@ for (const backend of backendNames()) {
       assert.deepEqual([body.run_id, body.status, body.error_code, body.pipeline_id, body.org_slug], [runId, 'CANCELLED', 'CANCELLED', 'generic/http/example', 'hook-org'])
       assert.ok(!rx.received.some((r) => r.body.includes(TOKEN) || r.body.includes(secret)), 'no secret in any payload')
 
+      const metrics = await t.ctx.metrics.registry.getSingleMetricAsString('tenantflow_webhook_deliveries_total')
+      assert.match(metrics, /tenantflow_webhook_deliveries_total\{outcome="retried"\} 2/)
+      assert.match(metrics, /tenantflow_webhook_deliveries_total\{outcome="delivered"\} 1/)
       const view = (await hook()).json()
       assert.deepEqual([view.last_delivery_status, view.deliveries[0].status, view.deliveries[0].attempts, view.deliveries[0].last_status_code], ['DELIVERED', 'DELIVERED', 3, 200])
     })

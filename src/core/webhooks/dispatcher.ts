@@ -6,6 +6,7 @@
 // expires and the row is sent again (at least once). Failures (non-2xx, timeouts, refused
 // destinations, unexpected errors) are retried with exponential backoff up to `maxAttempts`, then
 // FAILED; a lease that expires after the last attempt fails the delivery instead of a further send.
+import { Counter, type Registry } from 'prom-client'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
 import type { OrgWebhookDeliveriesTable } from '../db/schema.js'
@@ -39,6 +40,18 @@ export interface DispatcherDeps {
   /** The egress client for one org (its allow-list applies). */
   httpFor(orgSlug: string): EgressClient
   logger: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }
+  /** Counts each send's outcome (tenantflow_webhook_deliveries_total). */
+  metrics?: Counter<'outcome'>
+}
+
+/** The dispatcher's counter on the app registry: one series per outcome, not labelled by org. */
+export function createWebhookMetrics(registry: Registry): Counter<'outcome'> {
+  return new Counter({
+    name: 'tenantflow_webhook_deliveries_total',
+    help: 'Run-completion webhook sends by outcome (delivered, retried, failed)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  })
 }
 
 export interface PassResult {
@@ -82,6 +95,7 @@ export class WebhookDispatcher {
   async runOnce(): Promise<PassResult> {
     const { claimed, exhausted } = await this.claim()
     const out: PassResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: exhausted }
+    if (exhausted) this.deps.metrics?.inc({ outcome: 'failed' }, exhausted)
     for (const d of claimed) {
       let outcome: 'delivered' | 'retried' | 'failed'
       try {
@@ -93,6 +107,7 @@ export class WebhookDispatcher {
         outcome = await this.finish(d, { ok: false, code: 'INTERNAL_ERROR', status: null })
       }
       out[outcome]++
+      this.deps.metrics?.inc({ outcome })
     }
     return out
   }
