@@ -97,25 +97,31 @@ async function schedulerCase(databaseUrl: string | null, label: string) {
   })))
   for (let i = 0; i < rows.length; i += 500) await db.kysely.insertInto('org_schedules').values(rows.slice(i, i + 500)).execute()
   runtime.ctx.engine!.start({ workers: false, scheduler: true, maintenance: false })
-  let allFiredAt = NaN
-  const deadline = Date.now() + 300_000
+  // When each fire committed, from the count of fired schedules seen every 50 ms (last_run_at is the
+  // time the fire was decided, which can be earlier than its commit).
+  const seen: { at: number; fired: number }[] = []
+  const deadline = Date.now() + 600_000
   while (Date.now() < deadline) {
-    const left = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_schedules WHERE last_run_at IS NULL AND schedule_id LIKE ${`sch_b${stamp}_%`}`.execute(db.kysely)
-    if (Number(left.rows[0]!.n) === 0) {
-      allFiredAt = Date.now()
-      break
-    }
+    const left = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_schedules WHERE last_run_at IS NOT NULL AND schedule_id LIKE ${`sch_b${stamp}_%`}`.execute(db.kysely)
+    const fired = Number(left.rows[0]!.n)
+    seen.push({ at: Date.now(), fired })
+    if (fired >= rows.length) break
     await new Promise((r) => setTimeout(r, 50))
+  }
+  const committedBy = (p: number) => {
+    const need = Math.ceil((p / 100) * rows.length)
+    const hit = seen.find((x) => x.fired >= need)
+    return hit ? Math.max(0, hit.at - due) : NaN
   }
   const fired = await db.kysely.selectFrom('org_schedules').select('last_run_at').where('org_slug', 'in', orgs).where('last_run_at', 'is not', null).limit(20_000).execute()
   const runs = await sql<{ n: number | string }>`SELECT count(*) AS n FROM org_pipeline_runs WHERE trigger_type = 'schedule' AND org_slug LIKE ${`bs-${stamp}-%`}`.execute(db.kysely)
-  const lateness = fired.map((f) => Number(f.last_run_at) - due).sort((a, b) => a - b)
+  const decided = fired.map((f) => Number(f.last_run_at) - due).sort((a, b) => a - b)
   await runtime.ctx.engine!.stop(0)
   await runtime.close()
   rmSync(dataDir, { recursive: true, force: true })
   return {
     label, fired: fired.length, runs: Number(runs.rows[0]!.n),
-    p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: lateness[lateness.length - 1] ?? NaN, allCommitted: allFiredAt - due,
+    p50: committedBy(50), p99: committedBy(99), max: committedBy(100), decidedP99: percentile(decided, 99),
   }
 }
 
@@ -198,11 +204,16 @@ export async function runFairnessBench(): Promise<void> {
   for (const x of rows) console.log(`| ${x.label} | ${x.maxPerOrg}${x.maxPerOrg === 3 ? ' (default)' : ''} | ${x.started}/${x.samples} | ${x.p50} | ${x.p99} | ${x.max} |`)
 }
 
-export async function runTimingBench(): Promise<void> {
-  await runFairnessBench()
+/** 10,000 schedules of 100 orgs due at once: how late each fire commits, per store. */
+export async function runSchedulerBench(): Promise<void> {
   const sched = [await schedulerCase(null, 'embedded')]
   if (process.env.BENCH_DATABASE_URL) sched.push(await schedulerCase(process.env.BENCH_DATABASE_URL, 'postgres'))
-  console.log('\n| store | schedules fired | runs admitted | lateness p50 ms | p99 ms | max ms | last fire committed ms after due |')
+  console.log('\n| store (10,000 schedules, 100 orgs, due at once) | fired | runs admitted | committed lateness p50 ms | p99 ms | max ms | decided p99 ms |')
   console.log('|---|---:|---:|---:|---:|---:|---:|')
-  for (const x of sched) console.log(`| ${x.label} | ${x.fired}/10000 | ${x.runs} | ${x.p50} | ${x.p99} | ${x.max} | ${x.allCommitted} |`)
+  for (const x of sched) console.log(`| ${x.label} | ${x.fired}/10000 | ${x.runs} | ${x.p50} | ${x.p99} | ${x.max} | ${x.decidedP99} |`)
+}
+
+export async function runTimingBench(): Promise<void> {
+  await runFairnessBench()
+  await runSchedulerBench()
 }

@@ -1,17 +1,18 @@
 // Per-org schedules (cron + IANA timezone + template + parameters) and the loop that fires them.
-// Each due schedule is advanced with a compare-and-set on next_run_at IN THE SAME TRANSACTION as its
-// admission, so a tick fires at most once even with several schedulers; on PostgreSQL only the
+// Due schedules fire in chunks, each one transaction of a few set-based statements whatever its size:
+// the chunk's compare-and-set on next_run_at, one batched admission, one status update. The
+// compare-and-set is IN THE SAME TRANSACTION as the admission, so a tick fires at most once even with several schedulers; on PostgreSQL only the
 // instance holding an advisory lock schedules at all. next_run_at moves to the first cron time after
 // now, so ticks missed during downtime fire once, and a refusal is recorded, not retried in a loop.
 import pg from 'pg'
 import { PeriodicTask } from './periodic.js'
 import { CronExpressionParser } from 'cron-parser'
-import { sql, type Transaction } from 'kysely'
+import { CompiledQuery, sql, type Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Database, OrgSchedulesTable } from '../db/schema.js'
 import type { Clock } from '../clock.js'
 import { newId } from '../ids.js'
-import { admitInTransaction, type AdmitResult } from '../orgs/admission.js'
+import { admitBatchInTransaction, type AdmitInput, type AdmitResult } from '../orgs/admission.js'
 import { computeDedupKey } from './runs.js'
 import type { EngineDeps, EngineLogger } from './executor.js'
 import type { EngineMetrics } from './metrics.js'
@@ -418,16 +419,12 @@ export class Scheduler {
     const runChunk = async (chunk: ScheduleRow[]) => {
       let results: FireResult[]
       try {
-        results = await this.db.kysely.transaction().execute(async (trx) => {
-          const r: FireResult[] = []
-          for (const s of chunk) r.push(await this.fireIn(trx, s, prepared.get(s.schedule_id)!, now))
-          return r
-        })
+        results = await this.db.kysely.transaction().execute((trx) => this.fireChunk(trx, chunk, prepared, this.clock.now()))
       } catch {
         results = []
         for (const s of chunk) {
           try {
-            results.push(await this.db.kysely.transaction().execute((trx) => this.fireIn(trx, s, prepared.get(s.schedule_id)!, now)))
+            results.push(...(await this.db.kysely.transaction().execute((trx) => this.fireChunk(trx, [s], prepared, this.clock.now()))))
           } catch (err) {
             results.push('error')
             this.logger.error({ schedule_id: s.schedule_id, org: s.org_slug, err_name: (err as Error)?.name }, 'schedule fire failed')
@@ -491,43 +488,99 @@ export class Scheduler {
     return { next, template, problem, refusal, parameters }
   }
 
-  /** Advances the schedule (compare-and-set on next_run_at) and admits its run, in the caller's transaction. */
-  private async fireIn(trx: Transaction<Database>, s: ScheduleRow, p: Prepared, now: number): Promise<FireResult> {
-    const { next, template, problem, refusal, parameters } = p
-    const claimed = await trx
-      .updateTable('org_schedules')
-      .set({ next_run_at: next ?? s.next_run_at, is_active: next === null ? 0 : 1, last_run_at: now, updated_at: now })
-      .where('schedule_id', '=', s.schedule_id)
-      .where('next_run_at', '=', s.next_run_at)
-      .where('is_active', '=', 1)
-      .returning('schedule_id')
-      .executeTakeFirst()
-    if (!claimed) return 'skipped'
-    let admitted: AdmitResult | null = null
-    if (!problem && !refusal && template) {
-      admitted = await admitInTransaction(trx, this.db.dialect, {
-        org_slug: s.org_slug,
-        pipeline_id: template.id,
-        parameters,
-        dedup_key: computeDedupKey(template.id, parameters),
-        trigger_type: 'schedule',
-        triggered_by: `schedule:${s.schedule_id}`,
-        schedule_id: s.schedule_id,
-        max_attempts: this.opts.maxAttempts ?? 2,
-        now,
+  /**
+   * Fires a chunk of schedules in the caller's transaction with a few set-based statements, whatever
+   * the chunk's size: one compare-and-set on next_run_at for the whole chunk (a schedule another
+   * scheduler or an edit moved meanwhile is skipped; PostgreSQL skips rows locked by an edit), one
+   * admission call for every claimed fire (the org's slot lock and counters, in order, so a chunk
+   * never over-admits), and one update recording each fire's status and refusal code.
+   */
+  private async fireChunk(trx: Transaction<Database>, chunk: ScheduleRow[], prepared: Map<string, Prepared>, now: number): Promise<FireResult[]> {
+    const claims = chunk.map((s) => {
+      const next = prepared.get(s.schedule_id)!.next
+      return { schedule_id: s.schedule_id, prev: Number(s.next_run_at), next: next ?? Number(s.next_run_at), active: next === null ? 0 : 1 }
+    })
+    const claimed = await this.claimChunk(trx, claims, now)
+    const toAdmit: { s: ScheduleRow; input: AdmitInput }[] = []
+    for (const s of chunk) {
+      const p = prepared.get(s.schedule_id)!
+      if (!claimed.has(s.schedule_id) || p.problem || p.refusal || !p.template) continue
+      toAdmit.push({
+        s,
+        input: {
+          org_slug: s.org_slug,
+          pipeline_id: p.template.id,
+          parameters: p.parameters,
+          dedup_key: computeDedupKey(p.template.id, p.parameters),
+          trigger_type: 'schedule',
+          triggered_by: `schedule:${s.schedule_id}`,
+          schedule_id: s.schedule_id,
+          max_attempts: this.opts.maxAttempts ?? 2,
+          now,
+        },
       })
     }
-    const status = problem ? 'ERROR' : refusal ? 'REFUSED' : admitted!.kind === 'refused' ? 'REFUSED' : admitted!.kind === 'admitted' ? 'ADMITTED' : 'DEDUPLICATED'
-    const code = problem ?? refusal ?? (admitted?.kind === 'refused' ? admitted.code : null)
-    await trx
-      .updateTable('org_schedules')
-      .set({ last_status: status, last_error_code: code, last_run_id: admitted && admitted.kind !== 'refused' ? admitted.run.run_id : null })
-      .where('schedule_id', '=', s.schedule_id)
-      .execute()
-    if (problem) return 'error'
-    if (refusal || !admitted) return 'refused'
-    return admitted.kind
+    const decisions = await admitBatchInTransaction(trx, this.db.dialect, toAdmit.map((x) => x.input))
+    const decided = new Map<string, AdmitResult>(toAdmit.map((x, i) => [x.s.schedule_id, decisions[i]!]))
+    const statuses: { schedule_id: string; status: string; code: string | null; run_id: string | null }[] = []
+    const results = chunk.map((s): FireResult => {
+      if (!claimed.has(s.schedule_id)) return 'skipped'
+      const p = prepared.get(s.schedule_id)!
+      const admitted = decided.get(s.schedule_id) ?? null
+      const status = p.problem ? 'ERROR' : p.refusal || !admitted || admitted.kind === 'refused' ? 'REFUSED' : admitted.kind === 'admitted' ? 'ADMITTED' : 'DEDUPLICATED'
+      const code = p.problem ?? p.refusal ?? (admitted?.kind === 'refused' ? admitted.code : null)
+      statuses.push({ schedule_id: s.schedule_id, status, code, run_id: admitted && admitted.kind !== 'refused' ? admitted.run.run_id : null })
+      if (p.problem) return 'error'
+      if (p.refusal || !admitted) return 'refused'
+      return admitted.kind
+    })
+    await this.recordChunk(trx, statuses)
+    return results
   }
+
+  /** The compare-and-set of a chunk in one statement; returns the schedules this fire claimed. */
+  private async claimChunk(trx: Transaction<Database>, claims: { schedule_id: string; prev: number; next: number; active: number }[], now: number): Promise<Set<string>> {
+    if (claims.length === 0) return new Set()
+    const json = JSON.stringify(claims)
+    const r = this.db.dialect === 'postgres'
+      ? await sql<{ schedule_id: string }>`
+          UPDATE org_schedules AS s
+          SET next_run_at = v.next, is_active = v.active, last_run_at = ${now}::bigint, updated_at = ${now}::bigint
+          FROM jsonb_to_recordset(${json}::jsonb) AS v(schedule_id text, prev bigint, next bigint, active integer)
+          WHERE s.schedule_id = v.schedule_id AND s.next_run_at = v.prev AND s.is_active = 1
+            AND s.schedule_id IN (SELECT l.schedule_id FROM org_schedules AS l
+                                  WHERE l.schedule_id IN (SELECT x.schedule_id FROM jsonb_to_recordset(${json}::jsonb) AS x(schedule_id text))
+                                  FOR UPDATE SKIP LOCKED)
+          RETURNING s.schedule_id`.execute(trx)
+      : { rows: await sqliteEach<{ schedule_id: string }>(trx, SQLITE_CLAIM, claims.map((c) => [c.next, c.active, now, now, c.schedule_id, c.prev])) }
+    return new Set(r.rows.map((x) => x.schedule_id))
+  }
+
+  /** Each fire's status, refusal code and run in one statement. */
+  private async recordChunk(trx: Transaction<Database>, rows: { schedule_id: string; status: string; code: string | null; run_id: string | null }[]): Promise<void> {
+    if (rows.length === 0) return
+    const json = JSON.stringify(rows)
+    if (this.db.dialect === 'postgres') {
+      await sql`
+        UPDATE org_schedules AS s SET last_status = v.status, last_error_code = v.code, last_run_id = v.run_id
+        FROM jsonb_to_recordset(${json}::jsonb) AS v(schedule_id text, status text, code text, run_id text)
+        WHERE s.schedule_id = v.schedule_id`.execute(trx)
+      return
+    }
+    await sqliteEach(trx, SQLITE_RECORD, rows.map((r) => [r.status, r.code, r.run_id, r.schedule_id]))
+  }
+}
+
+// SQLite runs in-process with one writer: one fixed statement per schedule, prepared once by the
+// connection's statement cache, costs microseconds (a join against json_each would scan the table per row).
+const SQLITE_CLAIM = `UPDATE org_schedules SET next_run_at = ?, is_active = ?, last_run_at = ?, updated_at = ?
+  WHERE schedule_id = ? AND next_run_at = ? AND is_active = 1 RETURNING schedule_id`
+const SQLITE_RECORD = `UPDATE org_schedules SET last_status = ?, last_error_code = ?, last_run_id = ? WHERE schedule_id = ?`
+
+async function sqliteEach<R>(trx: Transaction<Database>, text: string, params: unknown[][]): Promise<R[]> {
+  const out: R[] = []
+  for (const p of params) out.push(...(await trx.executeQuery<R>(CompiledQuery.raw(text, p))).rows)
+  return out
 }
 
 /** Splits a batch into chunks of at most `size` fires; an org's schedules stay in one chunk (orgs are disjoint across chunks). */
