@@ -11,6 +11,7 @@ import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { backendNames, needsPostgres } from '../helpers/backends.js'
 import { ManualClock } from '../../src/core/clock.js'
 import { WebhookDispatcher } from '../../src/core/webhooks/dispatcher.js'
+import type { EgressRequest, EgressResponse } from '../../src/core/http/types.js'
 
 const TOKEN = 'tok_webhook_test_0123456789'
 
@@ -230,6 +231,39 @@ for (const backend of backendNames()) {
       for (const runId of runs) assert.deepEqual(await delivery(runId), { status: 'PENDING', attempts: 1, last_error_code: 'INTERNAL_ERROR', lease_owner: null })
       // Done with them: the next test counts its own deliveries only.
       await t.ctx.db.kysely.updateTable('org_webhook_deliveries').set({ status: 'FAILED' }).where('run_id', 'in', runs).execute()
+    })
+
+    test('slow receivers: a delivery is claimed just before its send, so a batch outlasting the lease is never sent twice', async () => {
+      const runs: string[] = []
+      for (let i = 0; i < 7; i++) runs.push(await cancelledRun(t, 'odd-org', key, day(10 + i)))
+      const sends = new Map<string, number>()
+      const start = clock.now()
+      let other: WebhookDispatcher | null = null
+      let raced = false
+      // Each send takes 11 s (just over the 10 s send timeout): seven outlast the 60 s lease. Once past it,
+      // a second process runs a pass in the middle of this one.
+      const slow = {
+        request: async (_url: string, req: EgressRequest = {}): Promise<EgressResponse> => {
+          const id = String(req.headers?.['x-tenantflow-delivery'])
+          sends.set(id, (sends.get(id) ?? 0) + 1)
+          clock.advance(11_000)
+          if (!raced && clock.now() > start + 60_000) {
+            raced = true
+            await other!.runOnce()
+          }
+          const body = Buffer.from('{}')
+          return { status: 200, headers: {}, body, text: () => '{}', json: <T>() => ({}) as T }
+        },
+      }
+      const deps = { db: t.ctx.db, kms: t.ctx.kms, clock, logger: quiet, httpFor: () => slow }
+      const first = new WebhookDispatcher(deps)
+      other = new WebhookDispatcher(deps)
+      const r = await first.runOnce()
+      assert.ok(raced, 'the second pass ran while the first was still sending')
+      assert.equal(sends.size, 7)
+      assert.deepEqual([...sends.values()], new Array(7).fill(1), 'each delivery sent once')
+      assert.equal(r.delivered + (7 - r.claimed), 7)
+      for (const runId of runs) assert.equal((await delivery(runId)).status, 'DELIVERED')
     })
 
     test('a lease that expires after the last attempt fails the delivery instead of sending it a ninth time', async () => {

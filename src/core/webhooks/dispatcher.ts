@@ -1,11 +1,12 @@
 // Sends the org run-completion webhook deliveries (store.ts), signed like notify.webhook:
 //   X-Tenantflow-Timestamp: <unix seconds>, X-Tenantflow-Signature: sha256=<HMAC over "{ts}.{body}">
 // keyed by the org's webhook signing secret, plus X-Tenantflow-Event and X-Tenantflow-Delivery (the
-// receiver's idempotency key). A pass claims due rows with a compare-and-set that takes a lease, so
-// two processes never hold the same delivery; a process that dies mid-send leaves a lease that
-// expires and the row is sent again (at least once). Failures (non-2xx, timeouts, refused
-// destinations, unexpected errors) are retried with exponential backoff up to `maxAttempts`, then
-// FAILED; a lease that expires after the last attempt fails the delivery instead of a further send.
+// receiver's idempotency key). A pass claims each due row, just before sending it, with a
+// compare-and-set that takes a lease, so two processes never hold the same delivery; a process that
+// dies mid-send leaves a lease that expires and the row is sent again (at least once). Failures
+// (non-2xx, timeouts, refused destinations, unexpected errors) are retried with exponential backoff
+// up to `maxAttempts`, then FAILED; a lease that expires after the last attempt fails the delivery
+// instead of a further send.
 import { Counter, type Registry } from 'prom-client'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
@@ -62,6 +63,7 @@ export interface PassResult {
 }
 
 type Delivery = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'org_slug' | 'webhook_id' | 'run_id' | 'event' | 'payload' | 'attempts'>
+type DueRow = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'status' | 'next_attempt_at' | 'lease_expires_at' | 'attempts'>
 
 const MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -91,12 +93,21 @@ export class WebhookDispatcher {
     return this.task.stop()
   }
 
-  /** One pass: claim due deliveries (PENDING and due, or DELIVERING with an expired lease) and send each. */
+  /**
+   * One pass over the due deliveries (PENDING and due, or DELIVERING with an expired lease): each is
+   * claimed just before it is sent, so its lease covers its own send however long the ones before it
+   * took (a batch of slow receivers never outlasts a lease it took at the start of the pass).
+   */
   async runOnce(): Promise<PassResult> {
-    const { claimed, exhausted } = await this.claim()
-    const out: PassResult = { claimed: claimed.length, delivered: 0, retried: 0, failed: exhausted }
-    if (exhausted) this.deps.metrics?.inc({ outcome: 'failed' }, exhausted)
-    for (const d of claimed) {
+    const out: PassResult = { claimed: 0, delivered: 0, retried: 0, failed: 0 }
+    for (const row of await this.due()) {
+      const d = await this.claim(row)
+      if (d === 'exhausted') {
+        out.failed++
+        this.deps.metrics?.inc({ outcome: 'failed' })
+      }
+      if (d === null || d === 'exhausted') continue
+      out.claimed++
       let outcome: 'delivered' | 'retried' | 'failed'
       try {
         outcome = await this.send(d)
@@ -112,10 +123,9 @@ export class WebhookDispatcher {
     return out
   }
 
-  private async claim(): Promise<{ claimed: Delivery[]; exhausted: number }> {
-    const k = this.deps.db.kysely
+  private async due(): Promise<DueRow[]> {
     const now = this.deps.clock.now()
-    const due = await k
+    return this.deps.db.kysely
       .selectFrom('org_webhook_deliveries')
       .select(['delivery_id', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
       .where((eb) =>
@@ -127,33 +137,31 @@ export class WebhookDispatcher {
       .orderBy('next_attempt_at')
       .limit(this.o.batch)
       .execute()
-    const mine: Delivery[] = []
-    let exhausted = 0
-    for (const row of due) {
-      if (row.status === 'DELIVERING' && row.attempts >= this.o.maxAttempts) {
-        // Its last attempt's sender died mid-send: sending again would exceed maxAttempts.
-        const gone = await k
-          .updateTable('org_webhook_deliveries')
-          .set({ status: 'FAILED', last_error_code: 'LEASE_EXPIRED', lease_owner: null, lease_expires_at: null, updated_at: now })
-          .where('delivery_id', '=', row.delivery_id)
-          .where('status', '=', 'DELIVERING')
-          .where('lease_expires_at', '=', row.lease_expires_at)
-          .returning('delivery_id')
-          .executeTakeFirst()
-        if (gone) exhausted++
-        continue
-      }
-      // Compare-and-set on the state we read: of two processes, exactly one update matches.
-      let q = k
+  }
+
+  /** Compare-and-set on the state read by due(): of two processes, exactly one update matches; null when another won. */
+  private async claim(row: DueRow): Promise<Delivery | 'exhausted' | null> {
+    const k = this.deps.db.kysely
+    const now = this.deps.clock.now()
+    if (row.status === 'DELIVERING' && row.attempts >= this.o.maxAttempts) {
+      // Its last attempt's sender died mid-send: sending again would exceed maxAttempts.
+      const gone = await k
         .updateTable('org_webhook_deliveries')
-        .set((eb) => ({ status: 'DELIVERING', lease_owner: this.id, lease_expires_at: now + this.o.leaseMs, attempts: eb('attempts', '+', 1), updated_at: now }))
+        .set({ status: 'FAILED', last_error_code: 'LEASE_EXPIRED', lease_owner: null, lease_expires_at: null, updated_at: now })
         .where('delivery_id', '=', row.delivery_id)
-        .where('status', '=', row.status)
-      q = row.status === 'PENDING' ? q.where('next_attempt_at', '=', row.next_attempt_at) : q.where('lease_expires_at', '=', row.lease_expires_at)
-      const got = await q.returning(['delivery_id', 'org_slug', 'webhook_id', 'run_id', 'event', 'payload', 'attempts']).executeTakeFirst()
-      if (got) mine.push(got)
+        .where('status', '=', 'DELIVERING')
+        .where('lease_expires_at', '=', row.lease_expires_at)
+        .returning('delivery_id')
+        .executeTakeFirst()
+      return gone ? 'exhausted' : null
     }
-    return { claimed: mine, exhausted }
+    let q = k
+      .updateTable('org_webhook_deliveries')
+      .set((eb) => ({ status: 'DELIVERING', lease_owner: this.id, lease_expires_at: now + this.o.leaseMs, attempts: eb('attempts', '+', 1), updated_at: now }))
+      .where('delivery_id', '=', row.delivery_id)
+      .where('status', '=', row.status)
+    q = row.status === 'PENDING' ? q.where('next_attempt_at', '=', row.next_attempt_at) : q.where('lease_expires_at', '=', row.lease_expires_at)
+    return (await q.returning(['delivery_id', 'org_slug', 'webhook_id', 'run_id', 'event', 'payload', 'attempts']).executeTakeFirst()) ?? null
   }
 
   private async send(d: Delivery): Promise<'delivered' | 'retried' | 'failed'> {
