@@ -181,6 +181,10 @@ for (const backend of backendNames()) {
         'SELECT model, _change_type FROM usage_daily',
         'SELECT "_file_name" FROM usage_daily',
         'SELECT model AS "_x" FROM usage_daily',
+        // BigQuery reads a-b (no spaces) in FROM as one dashed name (how it spells project ids): never past the catalogue check.
+        'SELECT * FROM usage_daily-x',
+        'SELECT * FROM usage_daily AS x, usage_daily-x.secrets',
+        'SELECT * FROM usage_daily AS x JOIN usage_daily-2 AS y ON x.model = y.model',
         'SELECT u.model FROM usage_daily AS u JOIN secrets AS s ON s.k = u.model',
         'SELECT model FROM usage_daily WHERE tokens::text = :s',
         "SELECT model FROM usage_daily WHERE model = 'it''s'",

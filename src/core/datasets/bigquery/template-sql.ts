@@ -6,8 +6,9 @@
 //   parameter), CAST(x AS text|varchar|char|real|double|float|timestamptz) → BigQuery's type names.
 // Refused (SQL_REFUSED) before any job is sent: `x::type` casts, '' inside a literal (BigQuery has no
 // doubled-quote escape), functions BigQuery lacks or spells differently, the pseudo-columns
-// _TABLE_SUFFIX / _PARTITIONTIME / _FILE_NAME / ... (any name starting with _), and a wildcard (`t*`) after a
-// table name. Quoted identifiers are re-quoted by quoteBq (identifiers.ts), the one validator.
+// _TABLE_SUFFIX / _PARTITIONTIME / _FILE_NAME / ... (any name starting with _), a wildcard (`t*`)
+// after a table name, and `a-b` without spaces (one dashed name to BigQuery, as in project ids).
+// Quoted identifiers are re-quoted by quoteBq (identifiers.ts), the one validator.
 import { DatasetError } from '../errors.js'
 import type { CheckedSelect } from '../select-check.js'
 import type { Token } from '../sql-tokens.js'
@@ -80,6 +81,11 @@ export function toBigQuerySelect(checked: CheckedSelect, values: Readonly<Record
     // Every BigQuery pseudo-column starts with "_" (_PARTITIONTIME, _FILE_NAME, _CHANGE_TYPE, ...); dataset columns never do.
     if (isName(t) && t.value.startsWith('_')) refuse('BigQuery pseudo-columns (names starting with _) are not allowed')
     if (isName(t) && isPunct(next, '*') && (isWord(prev, 'from') || isWord(prev, 'join'))) refuse('wildcard tables are not allowed')
+    // `a-b` without spaces is one dashed name to BigQuery (as in project ids), not a subtraction: it would name a table the catalogue check never saw.
+    const after = tokens[i + 2]
+    if (t.kind === 'word' && isPunct(next, '-') && t.end === next!.start && after && next!.end === after.start && (after.kind === 'word' || after.kind === 'number')) {
+      refuse('write a - b with spaces: BigQuery reads a-b as one dashed name')
+    }
     if (t.kind === 'word' && isPunct(next, '(') && NOT_ON_BIGQUERY.has(t.value)) refuse(`${t.value.toUpperCase()}() is not available, see docs/datasets.md`)
     if (t.kind === 'qident') emit(t, quoteBq(t.value))
     else if (t.kind === 'param') {
