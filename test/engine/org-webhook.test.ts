@@ -278,6 +278,8 @@ for (const backend of backendNames()) {
       assert.deepEqual(r, { claimed: 0, delivered: 0, retried: 0, failed: 1 })
       assert.equal(rx.received.length, 0, 'not sent again')
       assert.deepEqual(await delivery(runId), { status: 'FAILED', attempts: 8, last_error_code: 'LEASE_EXPIRED', lease_owner: null })
+      const view = (await t.app.inject({ method: 'GET', url: '/api/v1/organizations/odd-org/webhook', headers: key })).json()
+      assert.deepEqual([view.last_delivery_status, view.last_error_code], ['FAILED', 'LEASE_EXPIRED'], 'the webhook shows the last outcome')
     })
   })
 }

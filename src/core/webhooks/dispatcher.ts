@@ -10,7 +10,7 @@
 import { Counter, type Registry } from 'prom-client'
 import type { Db } from '../db/database.js'
 import type { Clock } from '../clock.js'
-import type { OrgWebhookDeliveriesTable } from '../db/schema.js'
+import type { OrgWebhookDeliveriesTable, WebhookDeliveryStatus } from '../db/schema.js'
 import { EgressError, type EgressClient } from '../http/types.js'
 import { randomBase62 } from '../ids.js'
 import { signWebhook } from '../processors/notify/webhook.js'
@@ -151,9 +151,11 @@ export class WebhookDispatcher {
         .where('delivery_id', '=', row.delivery_id)
         .where('status', '=', 'DELIVERING')
         .where('lease_expires_at', '=', row.lease_expires_at)
-        .returning('delivery_id')
+        .returning(['org_slug', 'webhook_id'])
         .executeTakeFirst()
-      return gone ? 'exhausted' : null
+      if (!gone) return null
+      await this.noteOutcome(gone, now, 'FAILED', 'LEASE_EXPIRED')
+      return 'exhausted'
     }
     let q = k
       .updateTable('org_webhook_deliveries')
@@ -206,6 +208,16 @@ export class WebhookDispatcher {
     }
   }
 
+  /** The webhook's last outcome, shown by GET …/webhook. */
+  private async noteOutcome(d: { org_slug: string; webhook_id: string }, now: number, status: WebhookDeliveryStatus, code: string | null): Promise<void> {
+    await this.deps.db.kysely
+      .updateTable('org_run_webhooks')
+      .set({ last_delivery_at: now, last_delivery_status: status, last_error_code: code })
+      .where('org_slug', '=', d.org_slug)
+      .where('webhook_id', '=', d.webhook_id)
+      .execute()
+  }
+
   private async finish(
     d: Delivery,
     r: { ok: true; status: number } | { ok: false; code: string; status: number | null; final?: boolean },
@@ -234,12 +246,7 @@ export class WebhookDispatcher {
       .returning('delivery_id')
       .executeTakeFirst()
     if (done) {
-      await k
-        .updateTable('org_run_webhooks')
-        .set({ last_delivery_at: now, last_delivery_status: set.status!, last_error_code: set.last_error_code ?? null })
-        .where('org_slug', '=', d.org_slug)
-        .where('webhook_id', '=', d.webhook_id)
-        .execute()
+      await this.noteOutcome(d, now, set.status!, set.last_error_code ?? null)
     } else {
       this.deps.logger.warn({ delivery_id: d.delivery_id }, 'webhook delivery lease lost before its outcome was recorded')
     }
