@@ -336,7 +336,7 @@ function readConfig(env: Env, opts: LoadOptions): Config {
     rateLimitStore: rateLimitStore(env),
     http: loadHttpTransportConfig(env),
     ...opsConfig(env),
-    datasets: datasetsConfig(env, Boolean(databaseUrl)),
+    datasets: { ...datasetsConfig(env, Boolean(databaseUrl)), sqlTimeoutMs: int(env, 'TEMPLATE_SQL_TIMEOUT_MS', 60_000, 100, 300_000) },
   }
 }
 

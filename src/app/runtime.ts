@@ -208,7 +208,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       // Hints for run watchers (?wait=, SSE) on this and, on PostgreSQL, every other instance.
       onRunChanged: (slug, runId) => void bus.publish({ type: 'run.changed', run_id: runId, ...(slug ? { org_slug: slug } : {}) }).catch(() => undefined),
       deps: {
-        openDataset: (ds, o) => openDatasetWriter(db, config.dataDir, ds, { fence: o?.fence }),
+        openDataset: (ds, o) => openDatasetWriter(db, config.dataDir, ds, { fence: o?.fence, selectTimeoutMs: config.datasets.sqlTimeoutMs }),
         http: egress,
         httpFor,
         // A scheduled fire validates a PENDING credential as a trigger does; a refusal is recorded with its code.

@@ -66,6 +66,8 @@ export interface Config {
 export interface DatasetsConfig {
   backend: 'system' | 'bigquery'
   bigquery: BigQueryConfig | null
+  /** TEMPLATE_SQL_TIMEOUT_MS: deadline of one generic.sql_transform query (default 60 s). */
+  sqlTimeoutMs?: number
 }
 
 export interface BigQueryConfig {

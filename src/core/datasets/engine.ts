@@ -60,6 +60,11 @@ export function openEngine(db: Db, dataDir: string, datasetId: string): DatasetE
   return db.dialect === 'postgres' ? pgEngine(db, datasetId) : sqliteEngine(db, dataDir, datasetId)
 }
 
+/** Template SQL whose step stopped (cancel, step or pipeline timeout, offboarding) before it finished. */
+export function stopped(): DatasetError {
+  return new DatasetError('QUERY_TIMEOUT', 'query stopped: its step was stopped')
+}
+
 export function fenced(): DatasetError {
   return new DatasetError('WRITE_FENCED', 'write refused: the step was stopped or its run no longer holds its lease')
 }
@@ -159,20 +164,34 @@ function pgEngine(db: Db, datasetId: string): DatasetEngine {
         await c.query('COMMIT')
       })
     },
-    async readOnly(stmt, { timeoutMs, maxRows }) {
+    async readOnly(stmt, { timeoutMs, maxRows, signal }) {
       const ms = Math.max(1, Math.min(Math.floor(timeoutMs), 300_000))
-      return withClient(async (c) => {
-        await c.query('BEGIN')
-        await c.query('SET TRANSACTION READ ONLY')
-        await c.query(`SET LOCAL search_path TO ${quoteSchema(schema)}`)
-        await c.query(`SET LOCAL statement_timeout = ${ms}`)
-        const r = await c.query(stmt.text, stmt.params).catch((err: unknown) => {
-          if (driverCode(err) === '57014') throw new DatasetError('QUERY_TIMEOUT', `query exceeded its timeout of ${ms} ms`)
-          throw err
-        })
-        await c.query('ROLLBACK')
+      if (signal?.aborted) throw stopped()
+      const client = await pool.connect().catch(wrap)
+      // A step that stops cancels its statement (pg_cancel_backend from another connection). The
+      // cancel may land after the statement ended, so that connection is then closed, never reused.
+      let cancelled = false
+      const onAbort = () => {
+        cancelled = true
+        void pool.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]).catch(() => undefined)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      try {
+        await client.query('BEGIN')
+        await client.query('SET TRANSACTION READ ONLY')
+        await client.query(`SET LOCAL search_path TO ${quoteSchema(schema)}`)
+        await client.query(`SET LOCAL statement_timeout = ${ms}`)
+        const r = await client.query(stmt.text, stmt.params)
+        await client.query('ROLLBACK')
         return (r.rows as Row[]).slice(0, maxRows)
-      })
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        if (driverCode(err) === '57014') throw cancelled ? stopped() : new DatasetError('QUERY_TIMEOUT', `query exceeded its timeout of ${ms} ms`)
+        wrap(err)
+      } finally {
+        signal?.removeEventListener('abort', onAbort)
+        client.release(cancelled ? new Error('cancelled') : undefined)
+      }
     },
   }
 }
