@@ -29,6 +29,11 @@ async function receiver() {
         received.push({ headers: req.headers, body })
         return res.writeHead(statuses.shift() ?? 200).end('{}')
       }
+      if (req.method === 'POST' && req.url === '/hook-big') {
+        // A receiver that accepts with a large page (e.g. an HTML "thanks"): the answer is its status.
+        received.push({ headers: req.headers, body })
+        return res.writeHead(200, { 'content-type': 'text/html' }).end('<p>ok</p>'.repeat(32 * 1024))
+      }
       if (req.url?.startsWith('/v1/orders')) {
         res.setHeader('content-type', 'application/json')
         return res.end(JSON.stringify({ data: [{ id: 'o1', status: 'paid', amount: 1, currency: 'USD', created_at: '2026-11-20T10:00:00Z', customer: { name: 'A' } }], next_cursor: null }))
@@ -264,6 +269,18 @@ for (const backend of backendNames()) {
       assert.deepEqual([...sends.values()], new Array(7).fill(1), 'each delivery sent once')
       assert.equal(r.delivered + (7 - r.claimed), 7)
       for (const runId of runs) assert.equal((await delivery(runId)).status, 'DELIVERED')
+    })
+
+    test('a 2xx with a large body is delivered at once (the body is not read), not retried as too large', async () => {
+      const hookUrl = (path: string) => t.app.inject({ method: 'PUT', url: '/api/v1/organizations/odd-org/webhook', headers: key, payload: { url: `${rx.url}${path}` } })
+      assert.equal((await hookUrl('/hook-big')).statusCode, 200)
+      rx.received.length = 0
+      const runId = await cancelledRun(t, 'odd-org', key, day(20))
+      const r = await t.ctx.engine!.webhooks!.runOnce()
+      assert.deepEqual(r, { claimed: 1, delivered: 1, retried: 0, failed: 0 })
+      assert.equal(rx.received.length, 1)
+      assert.deepEqual(await delivery(runId), { status: 'DELIVERED', attempts: 1, last_error_code: null, lease_owner: null })
+      assert.equal((await hookUrl('/hook')).statusCode, 200)
     })
 
     test('a lease that expires after the last attempt fails the delivery instead of sending it a ninth time', async () => {

@@ -198,6 +198,8 @@ test('connection refused is UNREACHABLE; oversize bodies are TOO_LARGE; bad JSON
   try {
     assert.equal(await code(loose.request('http://127.0.0.1:1/')), 'UNREACHABLE')
     assert.equal(await code(loose.request(`${up.url}/big`, { maxBytes: 1000 })), 'TOO_LARGE')
+    const unread = await loose.request(`${up.url}/big`, { maxBytes: 1000, discardBody: true })
+    assert.deepEqual([unread.status, unread.body.length], [200, 0], 'discardBody: the status only, whatever the size')
     const res = await loose.request(`${up.url}/bad`)
     assert.throws(() => res.json(), (e: unknown) => e instanceof EgressError && e.code === 'MALFORMED_RESPONSE')
   } finally {

@@ -275,6 +275,10 @@ export function createEgressClient(opts: EgressOptions): EgressClient & { close(
         discard(res.body)
         throw new EgressError('REDIRECT_REFUSED')
       }
+      if (req.discardBody) {
+        discard(res.body)
+        return makeResponse(res.statusCode, flattenHeaders(res.headers), Buffer.alloc(0))
+      }
       const declared = Number(res.headers['content-length'])
       if (Number.isFinite(declared) && declared > maxBytes) {
         discard(res.body)

@@ -10,6 +10,8 @@ export interface EgressRequest {
   timeoutMs?: number
   /** Response body cap; larger bodies fail with TOO_LARGE. Default 10 MiB. */
   maxBytes?: number
+  /** Only the status and headers matter (a webhook send): the body is dropped unread, whatever its size. */
+  discardBody?: boolean
   /**
    * Host names this call may also reach in production (an org's operator-managed allow-list). They
    * widen the host rule only: scheme, metadata names and address checks still apply.
