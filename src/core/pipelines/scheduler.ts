@@ -541,7 +541,7 @@ export class Scheduler {
   /** The compare-and-set of a chunk in one statement; returns the schedules this fire claimed. */
   private async claimChunk(trx: Transaction<Database>, claims: { schedule_id: string; prev: number; next: number; active: number }[], now: number): Promise<Set<string>> {
     if (claims.length === 0) return new Set()
-    const json = JSON.stringify(claims)
+    const json = this.db.dialect === 'postgres' ? JSON.stringify(claims) : ''
     const r = this.db.dialect === 'postgres'
       ? await sql<{ schedule_id: string }>`
           UPDATE org_schedules AS s
@@ -559,8 +559,8 @@ export class Scheduler {
   /** Each fire's status, refusal code and run in one statement. */
   private async recordChunk(trx: Transaction<Database>, rows: { schedule_id: string; status: string; code: string | null; run_id: string | null }[]): Promise<void> {
     if (rows.length === 0) return
-    const json = JSON.stringify(rows)
     if (this.db.dialect === 'postgres') {
+      const json = JSON.stringify(rows)
       await sql`
         UPDATE org_schedules AS s SET last_status = v.status, last_error_code = v.code, last_run_id = v.run_id
         FROM jsonb_to_recordset(${json}::jsonb) AS v(schedule_id text, status text, code text, run_id text)
