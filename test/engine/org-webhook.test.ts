@@ -261,8 +261,9 @@ for (const backend of backendNames()) {
         },
       }
       const deps = { db: t.ctx.db, kms: t.ctx.kms, clock, logger: quiet, httpFor: () => slow }
-      const first = new WebhookDispatcher(deps)
-      other = new WebhookDispatcher(deps)
+      // Seven of one org in a pass here; in production a pass of 20 across orgs outlasts the lease the same way.
+      const first = new WebhookDispatcher(deps, { perOrg: 20 })
+      other = new WebhookDispatcher(deps, { perOrg: 20 })
       const r = await first.runOnce()
       assert.ok(raced, 'the second pass ran while the first was still sending')
       assert.equal(sends.size, 7)
@@ -281,6 +282,24 @@ for (const backend of backendNames()) {
       assert.equal(rx.received.length, 1)
       assert.deepEqual(await delivery(runId), { status: 'DELIVERED', attempts: 1, last_error_code: null, lease_owner: null })
       assert.equal((await hookUrl('/hook')).statusCode, 200)
+    })
+
+    test("one org's backlog does not hold back another org's deliveries: a pass takes a few per org", async () => {
+      const busy = await prepareOrg(t, 'busy-org', rx.url)
+      assert.equal((await t.app.inject({ method: 'PUT', url: '/api/v1/organizations/busy-org/webhook', headers: busy, payload: { url: `${rx.url}/hook` } })).statusCode, 201)
+      for (let i = 0; i < 25; i++) await cancelledRun(t, 'busy-org', busy, `2026-10-${String(1 + i).padStart(2, '0')}`)
+      clock.advance(1_000)
+      const late = await cancelledRun(t, 'odd-org', key, day(21))
+      const seen: string[] = []
+      const counting = new WebhookDispatcher({
+        db: t.ctx.db, kms: t.ctx.kms, clock, logger: quiet,
+        httpFor: (org) => ({ request: async () => { seen.push(org); const body = Buffer.alloc(0); return { status: 200, headers: {}, body, text: () => '', json: <T>() => ({}) as T } } }),
+      })
+      await counting.runOnce()
+      assert.equal((await delivery(late)).status, 'DELIVERED', "the other org's delivery went out in the first pass")
+      assert.ok(seen.filter((o) => o === 'busy-org').length <= 5, 'at most a few of the busy org per pass')
+      for (let i = 0; i < 10 && seen.length < 26; i++) await counting.runOnce()
+      assert.equal(seen.length, 26, 'the backlog drains over the next passes')
     })
 
     test('a lease that expires after the last attempt fails the delivery instead of sending it a ninth time', async () => {

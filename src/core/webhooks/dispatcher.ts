@@ -24,6 +24,8 @@ export interface DispatcherOptions {
   intervalMs?: number
   /** Deliveries claimed per pass. */
   batch?: number
+  /** Of those, at most this many of one org, so one org's backlog never holds back the others. */
+  perOrg?: number
   /** How long a claim holds a delivery (longer than one send's timeout). */
   leaseMs?: number
   /** Total sends per delivery before it is FAILED. */
@@ -63,7 +65,7 @@ export interface PassResult {
 }
 
 type Delivery = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'org_slug' | 'webhook_id' | 'run_id' | 'event' | 'payload' | 'attempts'>
-type DueRow = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'status' | 'next_attempt_at' | 'lease_expires_at' | 'attempts'>
+type DueRow = Pick<OrgWebhookDeliveriesTable, 'delivery_id' | 'org_slug' | 'status' | 'next_attempt_at' | 'lease_expires_at' | 'attempts'>
 
 
 export class WebhookDispatcher {
@@ -75,6 +77,7 @@ export class WebhookDispatcher {
     this.o = {
       intervalMs: opts.intervalMs ?? 2_000,
       batch: opts.batch ?? 20,
+      perOrg: opts.perOrg ?? 4,
       leaseMs: opts.leaseMs ?? 60_000,
       maxAttempts: opts.maxAttempts ?? 8,
       retryBaseMs: opts.retryBaseMs ?? 10_000,
@@ -122,11 +125,12 @@ export class WebhookDispatcher {
     return out
   }
 
+  /** The oldest due rows, at most `perOrg` of each org (read from a window of 5 × batch), at most `batch`. */
   private async due(): Promise<DueRow[]> {
     const now = this.deps.clock.now()
-    return this.deps.db.kysely
+    const rows = await this.deps.db.kysely
       .selectFrom('org_webhook_deliveries')
-      .select(['delivery_id', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
+      .select(['delivery_id', 'org_slug', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
       .where((eb) =>
         eb.or([
           eb.and([eb('status', '=', 'PENDING'), eb('next_attempt_at', '<=', now)]),
@@ -134,8 +138,18 @@ export class WebhookDispatcher {
         ]),
       )
       .orderBy('next_attempt_at')
-      .limit(this.o.batch)
+      .limit(this.o.batch * 5)
       .execute()
+    const perOrg = new Map<string, number>()
+    const out: DueRow[] = []
+    for (const row of rows) {
+      const n = perOrg.get(row.org_slug) ?? 0
+      if (n >= this.o.perOrg) continue
+      perOrg.set(row.org_slug, n + 1)
+      out.push(row)
+      if (out.length >= this.o.batch) break
+    }
+    return out
   }
 
   /** Compare-and-set on the state read by due(): of two processes, exactly one update matches; null when another won. */
