@@ -287,8 +287,17 @@ for (const backend of backendNames()) {
     test("one org's backlog does not hold back another org's deliveries: a pass takes a few per org", async () => {
       const busy = await prepareOrg(t, 'busy-org', rx.url)
       assert.equal((await t.app.inject({ method: 'PUT', url: '/api/v1/organizations/busy-org/webhook', headers: busy, payload: { url: `${rx.url}/hook` } })).statusCode, 201)
-      for (let i = 0; i < 25; i++) await cancelledRun(t, 'busy-org', busy, `2026-10-${String(1 + i).padStart(2, '0')}`)
-      clock.advance(1_000)
+      // A backlog larger than a pass's window of rows (5 × batch): older than the other org's delivery.
+      const whk = (await t.ctx.db.kysely.selectFrom('org_run_webhooks').select('webhook_id').where('org_slug', '=', 'busy-org').executeTakeFirstOrThrow()).webhook_id
+      const at = clock.now() - 60_000
+      await t.ctx.db.kysely
+        .insertInto('org_webhook_deliveries')
+        .values(Array.from({ length: 150 }, (_, i) => ({
+          delivery_id: `dlv_busy_${String(i).padStart(4, '0')}`, org_slug: 'busy-org', webhook_id: whk, run_id: `run_busy_${i}`, event: 'run.finished', payload: '{}',
+          status: 'PENDING' as const, attempts: 0, next_attempt_at: at + i, lease_owner: null, lease_expires_at: null, last_status_code: null, last_error_code: null,
+          delivered_at: null, created_at: at, updated_at: at,
+        })))
+        .execute()
       const late = await cancelledRun(t, 'odd-org', key, day(21))
       const seen: string[] = []
       const counting = new WebhookDispatcher({
@@ -298,8 +307,8 @@ for (const backend of backendNames()) {
       await counting.runOnce()
       assert.equal((await delivery(late)).status, 'DELIVERED', "the other org's delivery went out in the first pass")
       assert.ok(seen.filter((o) => o === 'busy-org').length <= 5, 'at most a few of the busy org per pass')
-      for (let i = 0; i < 10 && seen.length < 26; i++) await counting.runOnce()
-      assert.equal(seen.length, 26, 'the backlog drains over the next passes')
+      for (let i = 0; i < 60 && seen.length < 151; i++) await counting.runOnce()
+      assert.equal(seen.length, 151, 'the backlog drains over the next passes')
     })
 
     test('a lease that expires after the last attempt fails the delivery instead of sending it a ninth time', async () => {

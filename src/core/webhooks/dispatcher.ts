@@ -125,31 +125,42 @@ export class WebhookDispatcher {
     return out
   }
 
-  /** The oldest due rows, at most `perOrg` of each org (read from a window of 5 × batch), at most `batch`. */
+  /**
+   * The oldest due rows, at most `perOrg` of each org and `batch` in all. Rows are read in windows of
+   * 5 × batch; an org that filled its share is left out of the next window, so a backlog of one org
+   * longer than a window cannot hide the others' deliveries behind it.
+   */
   private async due(): Promise<DueRow[]> {
     const now = this.deps.clock.now()
-    const rows = await this.deps.db.kysely
-      .selectFrom('org_webhook_deliveries')
-      .select(['delivery_id', 'org_slug', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('status', '=', 'PENDING'), eb('next_attempt_at', '<=', now)]),
-          eb.and([eb('status', '=', 'DELIVERING'), eb('lease_expires_at', '<', now)]),
-        ]),
-      )
-      .orderBy('next_attempt_at')
-      .limit(this.o.batch * 5)
-      .execute()
+    const window = this.o.batch * 5
     const perOrg = new Map<string, number>()
+    const full: string[] = []
+    const taken = new Set<string>()
     const out: DueRow[] = []
-    for (const row of rows) {
-      const n = perOrg.get(row.org_slug) ?? 0
-      if (n >= this.o.perOrg) continue
-      perOrg.set(row.org_slug, n + 1)
-      out.push(row)
-      if (out.length >= this.o.batch) break
+    for (let round = 0; round < 3 && out.length < this.o.batch; round++) {
+      let q = this.deps.db.kysely
+        .selectFrom('org_webhook_deliveries')
+        .select(['delivery_id', 'org_slug', 'status', 'next_attempt_at', 'lease_expires_at', 'attempts'])
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'PENDING'), eb('next_attempt_at', '<=', now)]),
+            eb.and([eb('status', '=', 'DELIVERING'), eb('lease_expires_at', '<', now)]),
+          ]),
+        )
+      if (full.length) q = q.where('org_slug', 'not in', full)
+      const rows = await q.orderBy('next_attempt_at').orderBy('delivery_id').limit(window).execute()
+      for (const row of rows) {
+        if (out.length >= this.o.batch) break
+        const n = perOrg.get(row.org_slug) ?? 0
+        if (n >= this.o.perOrg || taken.has(row.delivery_id)) continue
+        perOrg.set(row.org_slug, n + 1)
+        if (n + 1 === this.o.perOrg) full.push(row.org_slug)
+        taken.add(row.delivery_id)
+        out.push(row)
+      }
+      if (rows.length < window) break
     }
-    return out
+    return out.sort((a, b) => Number(a.next_attempt_at) - Number(b.next_attempt_at))
   }
 
   /** Compare-and-set on the state read by due(): of two processes, exactly one update matches; null when another won. */
