@@ -26,7 +26,8 @@ function problems(env: Record<string, string>): string[] {
 }
 
 test('default: org datasets stay next to the system tables', () => {
-  assert.deepEqual(loadConfig(BASE).datasets, { backend: 'system', bigquery: null })
+  const { backend, bigquery } = loadConfig(BASE).datasets
+  assert.deepEqual({ backend, bigquery }, { backend: 'system', bigquery: null })
   assert.equal(loadConfig({ ...BASE, DATASET_BACKEND: 'sqlite' }).datasets.backend, 'system')
   assert.deepEqual(problems({ DATASET_BACKEND: 'postgres' }), ['DATASET_BACKEND'], 'postgres datasets need DATABASE_URL')
   assert.deepEqual(problems({ DATASET_BACKEND: 'snowflake' }), ['DATASET_BACKEND'])

@@ -4,7 +4,7 @@
 // {"spec": TableSpec, "row_count": n} with the row count as of the table's last load.
 import type { Db } from '../db/database.js'
 import { validateTableSpec } from './spec.js'
-import type { DatasetBinding, TableSpec } from './types.js'
+import type { DatasetBinding, TableInfo, TableSpec } from './types.js'
 
 export interface CatalogueEntry {
   spec: TableSpec
@@ -63,4 +63,16 @@ export async function putEntry(db: Db, ds: DatasetBinding, spec: TableSpec, rowC
 export async function deleteEntries(db: Db, datasetId: string): Promise<number> {
   const r = await db.kysely.deleteFrom('org_dataset_tables').where('dataset_id', '=', datasetId).executeTakeFirst()
   return Number(r.numDeletedRows ?? 0)
+}
+
+/** A catalogue entry as the data API shows it (every dataset home answers listTables with this). */
+export function tableInfo(e: CatalogueEntry): TableInfo {
+  return {
+    name: e.spec.name,
+    columns: e.spec.columns,
+    naturalKey: e.spec.naturalKey,
+    ...(e.spec.dateColumn ? { dateColumn: e.spec.dateColumn } : {}),
+    rowCount: e.rowCount,
+    updatedAt: e.updatedAt,
+  }
 }

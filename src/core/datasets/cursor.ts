@@ -5,7 +5,7 @@ import type { DialectName } from '../db/database.js'
 import { checkKeyValues, CursorError, decodeCursorToken, encodeCursorToken } from '../cursor.js'
 import { DatasetError } from './errors.js'
 import { encodeValue } from './spec.js'
-import type { TableSpec } from './types.js'
+import type { RowPage, TableSpec } from './types.js'
 
 const MAX_CURSOR_CHARS = 4096
 
@@ -27,4 +27,12 @@ export function decodeCursor(cursor: string, spec: TableSpec, dialect: DialectNa
     if (err instanceof CursorError) throw new DatasetError('INVALID_CURSOR', 'invalid cursor')
     throw err
   }
+}
+
+/** One page from `limit + 1` rows read in key order: the extra row only says that a next page exists. */
+export function rowPage(spec: TableSpec, rows: Record<string, unknown>[], limit: number): RowPage {
+  const more = rows.length > limit
+  const pageRows = more ? rows.slice(0, limit) : rows
+  const lastRow = pageRows[pageRows.length - 1]
+  return { rows: pageRows, nextCursor: more && lastRow ? encodeCursor(spec.name, spec.naturalKey.map((k) => lastRow[k])) : null }
 }

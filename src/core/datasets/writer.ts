@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto'
 import type { Db, DialectName } from '../db/database.js'
 import { BigQueryDataset } from './bigquery/dataset.js'
 import { bigQueryHomeOf } from './bigquery/home.js'
-import { getEntry, listEntries, putEntry } from './catalogue.js'
-import { decodeCursor, encodeCursor } from './cursor.js'
+import { getEntry, listEntries, putEntry, tableInfo } from './catalogue.js'
+import { decodeCursor, rowPage } from './cursor.js'
 import { fenced, openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
 import { DatasetError } from './errors.js'
 import { assertDatasetId, assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
@@ -240,13 +240,7 @@ class OrgDataset implements DatasetWriter {
     const limit = assertLimit(opts.limit, PAGE_MAX)
     const after = opts.cursor !== undefined ? decodeCursor(opts.cursor, spec, this.dialect) : undefined
     const rows = await this.page(spec, { limit: limit + 1, after, dateFrom: opts.dateFrom, dateTo: opts.dateTo })
-    const more = rows.length > limit
-    const pageRows = more ? rows.slice(0, limit) : rows
-    const lastRow = pageRows[pageRows.length - 1]
-    return {
-      rows: pageRows,
-      nextCursor: more && lastRow ? encodeCursor(spec.name, spec.naturalKey.map((k) => lastRow[k])) : null,
-    }
+    return rowPage(spec, rows, limit)
   }
 
   async readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]> {
@@ -261,14 +255,7 @@ class OrgDataset implements DatasetWriter {
 
   async listTables(): Promise<TableInfo[]> {
     const entries = await listEntries(this.db, this.datasetId, LIST_LIMIT)
-    return entries.map((e) => ({
-      name: e.spec.name,
-      columns: e.spec.columns,
-      naturalKey: e.spec.naturalKey,
-      ...(e.spec.dateColumn ? { dateColumn: e.spec.dateColumn } : {}),
-      rowCount: e.rowCount,
-      updatedAt: e.updatedAt,
-    }))
+    return entries.map(tableInfo)
   }
 
   async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {

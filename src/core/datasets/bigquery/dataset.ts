@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto'
 import { CompiledQuery } from 'kysely'
 import type { Db } from '../../db/database.js'
-import { getEntry, listEntries, putEntry } from '../catalogue.js'
-import { decodeCursor, encodeCursor } from '../cursor.js'
+import { getEntry, listEntries, putEntry, tableInfo } from '../catalogue.js'
+import { decodeCursor, rowPage } from '../cursor.js'
 import { fenced } from '../engine.js'
 import { DatasetError } from '../errors.js'
 import { bigQueryDatasetOf, bqQualified, isIdentifier, isReservedTableName, quoteBq } from '../identifiers.js'
@@ -325,10 +325,7 @@ export class BigQueryDataset implements DatasetWriter {
     const limit = assertLimit(opts.limit, PAGE_MAX)
     const after = opts.cursor !== undefined ? decodeCursor(opts.cursor, spec, 'postgres') : undefined
     const rows = await this.page(spec, { limit: limit + 1, after, dateFrom: opts.dateFrom, dateTo: opts.dateTo })
-    const more = rows.length > limit
-    const pageRows = more ? rows.slice(0, limit) : rows
-    const lastRow = pageRows[pageRows.length - 1]
-    return { rows: pageRows, nextCursor: more && lastRow ? encodeCursor(spec.name, spec.naturalKey.map((k) => lastRow[k])) : null }
+    return rowPage(spec, rows, limit)
   }
 
   async readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]> {
@@ -343,14 +340,7 @@ export class BigQueryDataset implements DatasetWriter {
 
   async listTables(): Promise<TableInfo[]> {
     const entries = await listEntries(this.db, this.datasetId, LIST_LIMIT)
-    return entries.map((e) => ({
-      name: e.spec.name,
-      columns: e.spec.columns,
-      naturalKey: e.spec.naturalKey,
-      ...(e.spec.dateColumn ? { dateColumn: e.spec.dateColumn } : {}),
-      rowCount: e.rowCount,
-      updatedAt: e.updatedAt,
-    }))
+    return entries.map(tableInfo)
   }
 
   async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {
