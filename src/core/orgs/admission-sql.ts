@@ -46,6 +46,8 @@ export const SQLITE_ADMISSION = {
  * `{"kind":"refused","code":"..."}`. Items of one call may name different orgs; each takes its org's
  * slot row lock (held to the end of the caller's transaction). An item with an `audit` object gets
  * that audit row when it is admitted. Retry-After is computed by the caller from the code.
+ * Migration 015 creates it from this text: a change here needs a new migration that runs it again
+ * (it is CREATE OR REPLACE), or stores that already migrated keep the old function.
  */
 export const PG_ADMIT_FUNCTION = `
 CREATE OR REPLACE FUNCTION tenantflow_admit(items jsonb) RETURNS jsonb LANGUAGE plpgsql AS $fn$
