@@ -2,9 +2,12 @@
 // session ends (sign-out, idle, absolute expiry, rotation, suspension, offboarding, console off).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { backendNames } from '../helpers/backends.js'
 import { buildTestApp, TEST_ROOT_KEY, type TestApp } from '../helpers/app.js'
 import { ManualClock } from '../../src/core/clock.js'
+import { buildConsole, consoleIsCurrent, CONSOLE_OUT } from '../../scripts/build-console.js'
 
 interface Signed {
   cookie: string
@@ -172,6 +175,37 @@ for (const backend of backendNames()) {
         assert.match(s.setCookie, /^__Host-tf_session=/)
         assert.ok(s.setCookie.includes('; Secure'))
         assert.equal((await t.app.inject({ method: 'GET', url: '/api/v1/organizations/org-sec/quota', headers: { cookie: s.cookie } })).statusCode, 200)
+      } finally {
+        await t.close()
+      }
+    })
+
+    test('hashed assets are cached for a year (immutable); index.html and unknown names are not', async () => {
+      if (!consoleIsCurrent()) await buildConsole()
+      const t = await buildTestApp(backend)
+      try {
+        for (const url of ['/console', '/console/']) {
+          const page = await t.app.inject({ method: 'GET', url })
+          assert.equal(page.statusCode, 200, url)
+          assert.equal(page.headers['cache-control'], 'no-cache', url)
+        }
+        const index = (await t.app.inject({ method: 'GET', url: '/console/' })).body
+        const urls = [...index.matchAll(/(?:src|href)="(\/console\/assets\/[^"]+)"/g)].map((m) => m[1]!)
+        assert.ok(urls.some((u) => u.endsWith('.js')) && urls.some((u) => u.endsWith('.css')), `index.html names its script and stylesheet: ${urls.join(', ')}`)
+        for (const url of urls) {
+          const name = url.split('/').pop()!
+          assert.match(name, /^[a-z]+-[A-Z0-9]{6,}\.(js|css)$/, 'the name carries a content hash')
+          const res = await t.app.inject({ method: 'GET', url })
+          assert.equal(res.statusCode, 200, url)
+          assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable', url)
+          assert.match(String(res.headers['content-type']), name.endsWith('.js') ? /^text\/javascript/ : /^text\/css/)
+          assert.equal(res.headers['x-content-type-options'], 'nosniff')
+          assert.ok(res.rawPayload.equals(readFileSync(join(CONSOLE_OUT, 'assets', name))), 'the built file is served as is')
+        }
+        // A name that is not a built file must not be cached: it may exist after the next deploy.
+        const missing = await t.app.inject({ method: 'GET', url: '/console/assets/app-NOPE0000.js' })
+        assert.equal(missing.statusCode, 404)
+        assert.doesNotMatch(String(missing.headers['cache-control'] ?? ''), /immutable|max-age=31536000/)
       } finally {
         await t.close()
       }
