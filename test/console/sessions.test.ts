@@ -1,5 +1,5 @@
 // Console sessions through the real guards (inject): cookie flags, CSRF, isolation, and every way a
-// session ends (sign-out, idle, absolute expiry, rotation, suspension, offboarding, console off).
+// session ends (sign-out, idle, absolute expiry, rotation with and without grace, suspension, offboarding, console off).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -140,6 +140,29 @@ for (const backend of backendNames()) {
       assert.equal((await get('/api/v1/organizations/org-rot/quota', fresh.cookie)).statusCode, 401)
       const gone = await t.ctx.db.kysely.selectFrom('console_sessions').select('session_hash').where('org_slug', '=', 'org-rot').execute()
       assert.equal(gone.length, 0, 'ended sessions are deleted')
+    })
+
+    test('rotation without grace revokes the old key: the session opened with it is refused on its next request', async () => {
+      const key = await t.onboard('org-revoke')
+      const s = await signIn(t, key)
+      assert.equal((await get('/api/v1/organizations/org-revoke/quota', s.cookie)).statusCode, 200, 'the session works (and its key is cached)')
+      const rot = await t.app.inject({ method: 'POST', url: '/api/v1/organizations/org-revoke/api-key/rotate', headers: t.org(key), payload: { grace_seconds: 0 } })
+      assert.equal(rot.statusCode, 200, rot.body)
+      assert.equal(rot.json().grace_seconds, 0)
+      // The old key itself is refused at once: revoked, not kept for a grace period.
+      const oldKey = await t.app.inject({ url: '/api/v1/organizations/org-revoke/quota', headers: t.org(key) })
+      assert.equal(oldKey.statusCode, 401, oldKey.body)
+      const refused = await get('/api/v1/organizations/org-revoke/quota', s.cookie)
+      assert.equal(refused.statusCode, 401)
+      assert.equal(refused.json().code, 'SESSION_EXPIRED')
+      assert.equal((await get('/console/api/session', s.cookie)).statusCode, 401, 'the session routes refuse it too')
+      const mutation = await t.app.inject({ method: 'POST', url: '/api/v1/scheduler/org-revoke/schedules', headers: { cookie: s.cookie, 'x-tf-csrf': s.csrf }, payload: { pipeline_id: 'openai/usage/daily', cron: '0 3 * * *' } })
+      assert.equal(mutation.statusCode, 401, 'a mutation with the CSRF token is refused as well')
+      const rows = await t.ctx.db.kysely.selectFrom('org_schedules').select('schedule_id').where('org_slug', '=', 'org-revoke').execute()
+      assert.equal(rows.length, 0)
+      assert.equal((await t.app.inject({ method: 'POST', url: '/console/api/session', payload: { key } })).statusCode, 401, 'no new session with the old key')
+      const fresh = await signIn(t, rot.json().api_key)
+      assert.equal((await get('/api/v1/organizations/org-revoke/quota', fresh.cookie)).statusCode, 200, 'the new key opens a session')
     })
 
     test('offboarding ends the session', async () => {
