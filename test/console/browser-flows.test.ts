@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
-import { needsChromium, OPENAI_ADMIN_KEY, signIn, startHarness, type Harness } from './browser-harness.js'
+import { needsChromium, OPENAI_ADMIN_KEY, signIn, startHarness, waitFor, type Harness } from './browser-harness.js'
 import { backendNames } from '../helpers/backends.js'
 
 const skip = needsChromium()
@@ -125,6 +125,60 @@ for (const backend of backendNames()) {
       assert.deepEqual(params(runs[0]!.parameters), { date: RUN_DATE })
       assert.deepEqual(params(runs[1]!.parameters), { date: RUN_DATE })
       await shot('04-rerun-completed')
+    })
+
+    test('runs list: filters by status and by pipeline; keyset paging shows the older runs without repeats', async () => {
+      const limits = await h.t.app.inject({ method: 'PUT', url: '/api/v1/organizations/org-a/subscription', headers: h.t.root, payload: { daily_limit: 999, monthly_limit: 999, triggers_per_minute: 1000, requests_per_minute: 100000 } })
+      assert.equal(limits.statusCode, 200, limits.body)
+      const PRICES = 22
+      // Distinct parameters: an identical trigger while the first still runs would be deduplicated.
+      for (let i = 0; i < PRICES; i++) {
+        const res = await h.t.app.inject({ method: 'POST', url: '/api/v1/pipelines/run/org-a/console/local/prices', headers: h.t.org(keys.a!), payload: { parameters: { n: (i % 10) + 1, label: `r${i}` } } })
+        assert.equal(res.statusCode, 202, res.body)
+      }
+      const all = await waitFor('every run to finish', async () => {
+        const rows = await h.t.ctx.db.kysely.selectFrom('org_pipeline_runs').select(['run_id', 'status', 'pipeline_id']).where('org_slug', '=', 'org-a').execute()
+        return rows.every((r) => ['COMPLETED', 'CANCELLED', 'FAILED'].includes(r.status)) && rows.length >= PRICES + 3 ? rows : null
+      }, 120_000)
+      const ids = (pred: (r: (typeof all)[number]) => boolean) => all.filter(pred).map((r) => r.run_id).sort()
+      assert.ok(all.length > 20, 'more runs than one page')
+
+      await go('/runs')
+      await heading('Runs')
+      const rows = page.locator('tbody tr')
+      const shown = async () => (await page.locator('tbody tr td:first-child a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).hash.split('/runs/')[1]!))).map(decodeURIComponent)
+      const settle = (n: number) => waitFor(`${n} rows`, async () => (await rows.count()) === n)
+      await settle(20)
+      const page1 = await shown()
+      await shot('05-runs-page-1')
+      await page.getByRole('button', { name: 'Older →' }).click()
+      await settle(all.length - 20)
+      const page2 = await shown()
+      assert.deepEqual(page2.filter((id) => page1.includes(id)), [], 'no run is on both pages')
+      assert.deepEqual([...page1, ...page2].sort(), ids(() => true), 'the two pages are every run')
+      // Newest first across the page boundary.
+      const created = new Map((await h.t.ctx.db.kysely.selectFrom('org_pipeline_runs').select(['run_id', 'created_at']).where('org_slug', '=', 'org-a').execute()).map((r) => [r.run_id, Number(r.created_at)]))
+      assert.ok(Math.min(...page1.map((id) => created.get(id)!)) >= Math.max(...page2.map((id) => created.get(id)!)), 'the next page holds the older runs')
+      assert.equal(await page.getByRole('button', { name: 'Older →' }).isDisabled(), true, 'no page after the last')
+      await shot('06-runs-page-2')
+      await page.getByRole('button', { name: '← Newer' }).click()
+      await settle(20)
+      assert.deepEqual(await shown(), page1)
+
+      await page.getByLabel('Status').selectOption('CANCELLED')
+      await waitFor('cancelled runs only', async () => JSON.stringify((await shown()).sort()) === JSON.stringify(ids((r) => r.status === 'CANCELLED')))
+      assert.equal(await page.getByRole('button', { name: 'Older →' }).count(), 0, 'one page: no pager')
+      await shot('07-runs-cancelled')
+      await page.getByLabel('Status').selectOption('')
+      await page.getByLabel('Pipeline').selectOption('openai/usage/daily')
+      await waitFor('openai runs only', async () => JSON.stringify((await shown()).sort()) === JSON.stringify(ids((r) => r.pipeline_id === 'openai/usage/daily')))
+      assert.ok(ids((r) => r.pipeline_id === 'openai/usage/daily').length >= 3)
+      await page.getByLabel('Status').selectOption('COMPLETED')
+      await waitFor('completed openai runs', async () => JSON.stringify((await shown()).sort()) === JSON.stringify(ids((r) => r.pipeline_id === 'openai/usage/daily' && r.status === 'COMPLETED')))
+      await page.getByLabel('Pipeline').selectOption('console/local/prices')
+      await page.getByLabel('Status').selectOption('CANCELLED')
+      await page.getByText('No run matches these filters').waitFor(LONG)
+      assert.equal(await rows.count(), 0)
     })
   })
 }
