@@ -58,7 +58,7 @@ describe('console in a browser', { skip }, () => {
     assert.match(await daily.innerText(), new RegExp(`of ${quota.daily.limit}`))
     assert.match(await page.locator('[data-gauge="Runs this month"]').innerText(), new RegExp(`of ${quota.monthly.limit}`))
     assert.match(await page.locator('[data-gauge="Running now"]').innerText(), new RegExp(`of ${quota.concurrent.limit}`))
-    assert.ok(await page.getByText('No integration yet').isVisible())
+    await page.getByText('No integration yet').waitFor({ state: 'visible', timeout: 60_000 })
     await shot('01-overview')
     views.push({ name: 'overview', path: '/overview', principal: 'a' })
   })
@@ -219,7 +219,7 @@ describe('console in a browser', { skip }, () => {
   test('schedules: create from the form, next fire time in its timezone, pause and resume; a stored name renders as text', async () => {
     await go('/schedules')
     await heading('Schedules')
-    assert.ok(await page.getByText('No schedules yet').isVisible())
+    await page.getByText('No schedules yet').waitFor({ state: 'visible', timeout: 60_000 })
     await page.getByLabel('Pipeline').selectOption('openai/usage/daily')
     await page.getByLabel('Name (optional)').fill(xss.slice(0, 100))
     await page.getByLabel('Cron (min hour day month weekday)').fill('30 6 * * *')
