@@ -20,11 +20,14 @@ export class ApiFailure extends Error {
   get code(): string {
     return this.problem.code
   }
-  /** Field path (last segment: `body/parameters/date` → `date`) → message. */
+  /**
+   * Field path → message, keyed by the path's last segment: schema errors use JSON pointers
+   * (`/body/parameters/date`), the server's own checks dotted paths (`parameters.date`); both → `date`.
+   */
   fieldErrors(): Record<string, string> {
     const out: Record<string, string> = {}
     for (const e of this.problem.errors ?? []) {
-      const name = e.path.split('/').filter(Boolean).pop() ?? e.path
+      const name = e.path.split(/[/.]/).filter(Boolean).pop() ?? e.path
       out[name] = e.message ?? 'Invalid value'
     }
     return out

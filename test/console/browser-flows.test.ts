@@ -180,5 +180,39 @@ for (const backend of backendNames()) {
       await page.getByText('No run matches these filters').waitFor(LONG)
       assert.equal(await rows.count(), 0)
     })
+
+    test('a value the client lets through but the server refuses: the server error is shown next to its field', async () => {
+      // The page is told n may go up to 100 (as if the template changed after the catalogue was read);
+      // the server still allows at most 10.
+      await page.route('**/api/v1/pipelines', async (route) => {
+        const res = await route.fetch()
+        const body = await res.json()
+        for (const t of body.pipelines) if (t.id === 'console/local/prices') t.parameters.n.max = 100
+        await route.fulfill({ response: res, json: body })
+      })
+      try {
+        await go('/pipelines/console/local/prices')
+        await heading('Run console/local/prices')
+        const before = await h.t.ctx.db.kysely.selectFrom('org_pipeline_runs').select('run_id').where('org_slug', '=', 'org-a').execute()
+        await page.locator('#param-n').fill('42')
+        const answer = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().includes('/pipelines/run/org-a/console/local/prices'), LONG)
+        await page.getByRole('button', { name: 'Start run' }).click()
+        const res = await answer
+        assert.equal(res.status(), 400, 'the client check let 42 through; the server refused it')
+        assert.equal((await res.json()).code, 'INVALID_PARAMETERS')
+        const fieldError = page.locator('#param-n-err')
+        await fieldError.waitFor(LONG)
+        assert.match(await fieldError.innerText(), /must be an integer between 1 and 10/)
+        assert.equal(await page.locator('#param-n').getAttribute('aria-invalid'), 'true')
+        assert.match(String(await page.locator('#param-n').getAttribute('aria-describedby')), /param-n-err/)
+        assert.equal(await page.locator('#param-label-err').count(), 0, 'only the field the server named')
+        assert.match(page.url(), /#\/pipelines\/console\/local\/prices$/, 'the form stays open')
+        const afterRows = await h.t.ctx.db.kysely.selectFrom('org_pipeline_runs').select('run_id').where('org_slug', '=', 'org-a').execute()
+        assert.equal(afterRows.length, before.length, 'no run was created')
+        await shot('08-trigger-server-field-error')
+      } finally {
+        await page.unroute('**/api/v1/pipelines')
+      }
+    })
   })
 }
