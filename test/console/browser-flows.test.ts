@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import { needsChromium, OPENAI_ADMIN_KEY, signIn, startHarness, waitFor, type Harness } from './browser-harness.js'
 import { backendNames } from '../helpers/backends.js'
+import { TEST_ROOT_KEY } from '../helpers/app.js'
 
 const skip = needsChromium()
 const RUN_DATE = '2026-11-27'
@@ -212,6 +213,46 @@ for (const backend of backendNames()) {
         await shot('08-trigger-server-field-error')
       } finally {
         await page.unroute('**/api/v1/pipelines')
+      }
+    })
+
+    test('operator offboarding: the button enables only on the exact slug; once confirmed the org is gone from the list', async () => {
+      const goneKey = await h.t.onboard('org-gone')
+      const cA = await h.newContext()
+      const pA = await cA.newPage()
+      try {
+        await signIn(pA, h.base, TEST_ROOT_KEY)
+        await heading('Organizations', pA)
+        await waitFor('both orgs listed', async () => {
+          const text = await pA.locator('tbody').innerText()
+          return text.includes('org-gone') && text.includes('org-a')
+        })
+        await pA.getByRole('link', { name: 'org-gone' }).click()
+        await heading('org-gone', pA)
+        const button = pA.getByRole('button', { name: 'Offboard org-gone' })
+        const field = pA.getByLabel('Type org-gone to confirm')
+        assert.equal(await button.isDisabled(), true, 'disabled before anything is typed')
+        for (const wrong of ['org-gon', 'ORG-GONE', 'org-gone ', ' org-gone', 'org-a']) {
+          await field.fill(wrong)
+          assert.equal(await field.inputValue(), wrong)
+          assert.equal(await button.isDisabled(), true, `disabled for ${JSON.stringify(wrong)}`)
+        }
+        await field.fill('org-gone')
+        await waitFor('the button enables', async () => !(await button.isDisabled()))
+        await shot('09-offboard-confirmed', pA)
+        await button.click()
+        await heading('Organizations', pA)
+        await waitFor('org-gone left the list', async () => {
+          const text = await pA.locator('tbody').innerText()
+          return text.includes('org-a') && !text.includes('org-gone')
+        })
+        assert.equal(await pA.getByRole('link', { name: 'org-gone' }).count(), 0)
+        await shot('10-offboarded-list', pA)
+        assert.equal((await h.t.app.inject({ url: '/api/v1/organizations/org-gone/subscription', headers: h.t.root })).statusCode, 404)
+        assert.equal((await h.t.app.inject({ url: '/api/v1/organizations/org-gone/quota', headers: h.t.org(goneKey) })).statusCode, 401, 'its key is gone too')
+        assert.equal((await h.t.app.inject({ url: '/api/v1/organizations/org-a/quota', headers: h.t.org(keys.a!) })).statusCode, 200, 'the other org is untouched')
+      } finally {
+        await cA.close()
       }
     })
   })
