@@ -10,6 +10,7 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import type { Processor } from '../src/core/processors/types.js'
+import { BENCH_KMS_KEY } from './keys.js'
 
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
@@ -42,7 +43,7 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'),
+    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
     PIPELINE_CONFIG_DIRS: templates,

@@ -11,6 +11,7 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import { generateApiKey, hashApiKey, fingerprintOf } from '../src/core/security/api-keys.js'
+import { BENCH_KMS_KEY } from './keys.js'
 
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 const SIZES = (process.env.BENCH_ORGS ?? '10,10000,50000').split(',').map(Number)
@@ -20,7 +21,7 @@ export async function runOrgsBench(opts: { duration: number; connections: number
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
   }

@@ -11,6 +11,8 @@ import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import { runEngineBench } from './engine.js'
 import { startFastApi } from './fastapi.js'
+import { createBenchDatabase } from './pg.js'
+import { BENCH_KMS_KEY } from './keys.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -47,7 +49,7 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'),
+    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
     LOG_LEVEL,
     RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
     RATE_LIMIT_IP_PER_MINUTE: '10000000',
@@ -134,6 +136,20 @@ function printGoals(goals: Goal[]): void {
 }
 
 async function main(): Promise<void> {
+  let dropDatabase: (() => Promise<void>) | null = null
+  if (process.env.BENCH_DATABASE_URL) {
+    const db = await createBenchDatabase(process.env.BENCH_DATABASE_URL)
+    process.env.BENCH_DATABASE_URL = db.url
+    dropDatabase = db.drop
+  }
+  try {
+    await benchAll()
+  } finally {
+    await dropDatabase?.()
+  }
+}
+
+async function benchAll(): Promise<void> {
   console.log(`tenantflow bench: ${DURATION}s per case, ${CONNECTIONS} connections, log level ${LOG_LEVEL}, node ${process.version}`)
   console.log('autocannon runs in this process beside the server: absolute req/s are about half of a separate client; ratios are what to compare.')
   const all: Result[] = []

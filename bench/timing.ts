@@ -13,6 +13,7 @@ import type { Processor } from '../src/core/processors/types.js'
 import type { Db } from '../src/core/db/database.js'
 import { computeDedupKey } from '../src/core/pipelines/runs.js'
 import { createDataset, dropDataset } from '../src/core/datasets/index.js'
+import { BENCH_KMS_KEY } from './keys.js'
 
 const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
@@ -58,7 +59,7 @@ async function runtimeFor(databaseUrl: string | null, extra: Record<string, stri
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: Buffer.alloc(32, 6).toString('base64'),
+    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
     LOG_LEVEL: 'warn',
     PIPELINE_CONFIG_DIRS: templates,
     ...extra,
