@@ -1,12 +1,13 @@
 // One key set across processes: the database's KMS key-check value refuses a process with another KMS
-// key at startup; a run that cannot decrypt (KMS outage) fails retryably and never touches the credential.
+// key at startup; a run that cannot decrypt (KMS outage, or a key version this process lacks) fails
+// retryably and never touches the credential.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import { ConfigError, loadConfig } from '../../src/app/config.js'
-import { createRuntime, type Runtime } from '../../src/app/runtime.js'
+import { createRuntime } from '../../src/app/runtime.js'
 import { buildApp } from '../../src/app/server.js'
 import { checkKmsKey } from '../../src/core/security/key-check.js'
 import { KmsUnavailableError, LocalKms, type KmsProvider } from '../../src/core/security/kms-encryption.js'
@@ -18,6 +19,95 @@ import { openaiFake, startUpstream } from './fakes.js'
 const KEY_A = Buffer.alloc(32, 7).toString('base64') // the key testEnv uses
 const KEY_B = Buffer.alloc(32, 9).toString('base64')
 const OPENAI_KEY = 'sk-proj-KeyCheckOpenAIKey000000000001'
+
+const USE_TEMPLATE = {
+  'kmscheck/cred/use.yml': `
+description: reads the org's credential once
+integration: openai
+steps:
+  - id: use
+    processor: test.use_credential
+    retries: 1
+`,
+}
+const useCredential: Processor<Record<string, never>> = {
+  name: 'test.use_credential',
+  description: 'decrypts the credential and does nothing with it',
+  validateConfig: () => ({}),
+  async run(ctx) {
+    await ctx.getCredential()
+    return { rows_processed: 0 }
+  },
+}
+
+type App = Awaited<ReturnType<typeof buildApp>>
+type Headers = Record<string, string>
+
+/** Triggers kmscheck/cred/use for the org and waits (bounded generously) until the run has ended. */
+async function runOnce(app: App, org: Headers, slug: string) {
+  const trig = await app.inject({ method: 'POST', url: `/api/v1/pipelines/run/${slug}/kmscheck/cred/use`, headers: org, payload: {} })
+  assert.equal(trig.statusCode, 202, trig.body)
+  const runId = trig.json().run_id as string
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const run = (await app.inject({ method: 'GET', url: `/api/v1/pipelines/${slug}/runs/${runId}`, headers: org })).json()
+    if (!['PENDING', 'RUNNING'].includes(run.status)) return { run, runId }
+    if (Date.now() > deadline) throw new Error(`run still ${run.status}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Step attempts of a run that failed with `code`. */
+async function attemptsWith(app: App, org: Headers, slug: string, runId: string, code: string): Promise<number> {
+  const steps = (await app.inject({ method: 'GET', url: `/api/v1/pipelines/${slug}/runs/${runId}/steps`, headers: org })).json()
+  return (steps.steps as { error_code: string | null }[]).filter((s) => s.error_code === code).length
+}
+
+async function credentialStatus(app: App, org: Headers, slug: string): Promise<[string, string | null]> {
+  const status = (await app.inject({ method: 'GET', url: `/api/v1/integrations/${slug}/openai`, headers: org })).json()
+  return [status.status, status.last_error_code]
+}
+
+async function onboardWithCredential(app: App, slug: string): Promise<Headers> {
+  const onboard = await app.inject({
+    method: 'POST', url: '/api/v1/organizations/onboard', headers: { 'x-ca-root-key': TEST_ROOT_KEY },
+    payload: { org_slug: slug, company_name: 'KMS Co', admin_email: `admin@${slug}.example.com`, subscription_plan: 'PROFESSIONAL' },
+  })
+  assert.equal(onboard.statusCode, 201, onboard.body)
+  const org = { 'x-api-key': onboard.json().api_key as string }
+  const setup = await app.inject({ method: 'POST', url: `/api/v1/integrations/${slug}/openai/setup`, headers: org, payload: { credential: OPENAI_KEY } })
+  assert.equal(setup.json().status, 'VALID', setup.body)
+  return org
+}
+
+/** A runtime + app on the backend whose logs are captured; close() stops the engine and closes both. */
+async function startProcess(b: TestBackend, env: Record<string, string>, kms?: KmsProvider) {
+  const logs: string[] = []
+  const sink = new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) })
+  const runtime = await createRuntime(loadConfig(testEnv(b, { WORKER_POLL_MS: '50', LOG_LEVEL: 'info', ...env })), {
+    ...(kms ? { kms } : {}),
+    processors: [(reg) => void reg.register(useCredential)],
+    logDestination: sink,
+  })
+  let app: App
+  try {
+    app = await buildApp(runtime.ctx)
+  } catch (err) {
+    await runtime.close()
+    throw err
+  }
+  runtime.ctx.engine!.start({ workers: true, scheduler: false })
+  return {
+    runtime,
+    app,
+    logs,
+    close: async () => {
+      await app.close()
+      await runtime.ctx.engine?.stop(0)
+      await runtime.close()
+    },
+  }
+}
 
 async function mismatchRefused(backend: TestBackend) {
   const first = await createRuntime(loadConfig(testEnv(backend)))
@@ -75,25 +165,7 @@ for (const backend of backendNames()) {
     test('a KMS outage during a run fails it retryably (KMS_UNAVAILABLE) and the credential stays VALID', async () => {
       const b = await freshBackend(backend)
       const openai = await startUpstream(openaiFake(OPENAI_KEY))
-      const templateDir = writeTemplates({
-        'kmscheck/cred/use.yml': `
-description: reads the org's credential once
-integration: openai
-steps:
-  - id: use
-    processor: test.use_credential
-    retries: 1
-`,
-      })
-      const useCredential: Processor<Record<string, never>> = {
-        name: 'test.use_credential',
-        description: 'decrypts the credential and does nothing with it',
-        validateConfig: () => ({}),
-        async run(ctx) {
-          await ctx.getCredential()
-          return { rows_processed: 0 }
-        },
-      }
+      const templateDir = writeTemplates(USE_TEMPLATE)
       const real = new LocalKms({ version: 'v1', key: Buffer.from(KEY_A, 'base64') })
       const state = { down: false }
       const flaky: KmsProvider = {
@@ -105,58 +177,66 @@ steps:
           return real.unwrap(w, aad, v)
         },
       }
-      const config = loadConfig(testEnv(b, { OPENAI_BASE_URL: openai.url, PIPELINE_CONFIG_DIRS: templateDir, WORKER_POLL_MS: '50', LOG_LEVEL: 'info' }))
-      const logs: string[] = []
-      const sink = new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) })
-      let runtime: Runtime | null = null
+      let p: Awaited<ReturnType<typeof startProcess>> | null = null
       try {
-        runtime = await createRuntime(config, { kms: flaky, processors: [(reg) => void reg.register(useCredential)], logDestination: sink })
-        const app = await buildApp(runtime.ctx)
-        try {
-          const onboard = await app.inject({
-            method: 'POST', url: '/api/v1/organizations/onboard', headers: { 'x-ca-root-key': TEST_ROOT_KEY },
-            payload: { org_slug: 'kms-co', company_name: 'KMS Co', admin_email: 'admin@kms-co.example.com', subscription_plan: 'PROFESSIONAL' },
-          })
-          assert.equal(onboard.statusCode, 201, onboard.body)
-          const org = { 'x-api-key': onboard.json().api_key as string }
-          const setup = await app.inject({ method: 'POST', url: '/api/v1/integrations/kms-co/openai/setup', headers: org, payload: { credential: OPENAI_KEY } })
-          assert.equal(setup.json().status, 'VALID', setup.body)
-          runtime.ctx.engine!.start({ workers: true, scheduler: false })
+        p = await startProcess(b, { OPENAI_BASE_URL: openai.url, PIPELINE_CONFIG_DIRS: templateDir }, flaky)
+        const org = await onboardWithCredential(p.app, 'kms-co')
 
-          const runOnce = async () => {
-            const trig = await app.inject({ method: 'POST', url: '/api/v1/pipelines/run/kms-co/kmscheck/cred/use', headers: org, payload: {} })
-            assert.equal(trig.statusCode, 202, trig.body)
-            const runId = trig.json().run_id as string
-            const deadline = Date.now() + 60_000
-            for (;;) {
-              const run = (await app.inject({ method: 'GET', url: `/api/v1/pipelines/kms-co/runs/${runId}`, headers: org })).json()
-              if (!['PENDING', 'RUNNING'].includes(run.status)) return { run, runId }
-              if (Date.now() > deadline) throw new Error(`run still ${run.status}`)
-              await new Promise((r) => setTimeout(r, 50))
-            }
-          }
+        state.down = true
+        const { run, runId } = await runOnce(p.app, org, 'kms-co')
+        assert.equal(run.status, 'FAILED')
+        assert.equal(run.error_code, 'KMS_UNAVAILABLE')
+        assert.equal(await attemptsWith(p.app, org, 'kms-co', runId, 'KMS_UNAVAILABLE'), 2, 'the step was retried: the failure is retryable')
+        assert.deepEqual(await credentialStatus(p.app, org, 'kms-co'), ['VALID', null], 'the credential is untouched')
 
-          state.down = true
-          const { run, runId } = await runOnce()
-          assert.equal(run.status, 'FAILED')
-          assert.equal(run.error_code, 'KMS_UNAVAILABLE')
-          const steps = (await app.inject({ method: 'GET', url: `/api/v1/pipelines/kms-co/runs/${runId}/steps`, headers: org })).json()
-          const attempts = (steps.steps as { error_code: string | null }[]).filter((s) => s.error_code === 'KMS_UNAVAILABLE')
-          assert.equal(attempts.length, 2, 'the step was retried: the failure is retryable')
-          const status = (await app.inject({ method: 'GET', url: '/api/v1/integrations/kms-co/openai', headers: org })).json()
-          assert.deepEqual([status.status, status.last_error_code], ['VALID', null], 'the credential is untouched')
-
-          state.down = false
-          const healed = await runOnce()
-          assert.equal(healed.run.status, 'COMPLETED', 'once the KMS is back, the next run succeeds without any re-validation')
-          assert.ok(logs.some((l) => l.includes('credential decrypt failed in this process')))
-          assert.ok(!logs.join('').includes(OPENAI_KEY))
-        } finally {
-          await app.close()
-        }
+        state.down = false
+        const healed = await runOnce(p.app, org, 'kms-co')
+        assert.equal(healed.run.status, 'COMPLETED', 'once the KMS is back, the next run succeeds without any re-validation')
+        assert.ok(p.logs.some((l) => l.includes('credential decrypt failed in this process')))
+        assert.ok(!p.logs.join('').includes(OPENAI_KEY))
       } finally {
-        await runtime?.ctx.engine?.stop(0)
-        await runtime?.close()
+        await p?.close()
+        await openai.close()
+        await b.cleanup()
+      }
+    })
+
+    test('a wrong key (old version dropped after rotation) fails the run retryably, the credential stays VALID, the right keys run it', async () => {
+      const b = await freshBackend(backend)
+      const openai = await startUpstream(openaiFake(OPENAI_KEY))
+      const common = { OPENAI_BASE_URL: openai.url, PIPELINE_CONFIG_DIRS: writeTemplates(USE_TEMPLATE) }
+      const rotated = { ...common, KMS_LOCAL_MASTER_KEY: KEY_B, KMS_LOCAL_KEY_VERSION: 'v2', KMS_LOCAL_PREVIOUS_KEYS: `v1:${KEY_A}` }
+      // v2 only: passes the key check (rewrapped under v2 by the rotated process) but cannot open v1 envelopes.
+      const dropped = { ...common, KMS_LOCAL_MASTER_KEY: KEY_B, KMS_LOCAL_KEY_VERSION: 'v2' }
+      let p: Awaited<ReturnType<typeof startProcess>> | null = null
+      try {
+        // The credential is wrapped under v1; the rotated process moves only the key check to v2.
+        p = await startProcess(b, common)
+        const org = await onboardWithCredential(p.app, 'rot-co')
+        await p.close()
+        p = null
+        p = await startProcess(b, rotated)
+        await p.close()
+        p = null
+
+        p = await startProcess(b, dropped)
+        const { run, runId } = await runOnce(p.app, org, 'rot-co')
+        assert.equal(run.status, 'FAILED')
+        assert.equal(run.error_code, 'KMS_UNAVAILABLE', 'an infrastructure error of this process, not a credential verdict')
+        assert.equal(await attemptsWith(p.app, org, 'rot-co', runId, 'KMS_UNAVAILABLE'), 2, 'the step was retried: the failure is retryable')
+        assert.deepEqual(await credentialStatus(p.app, org, 'rot-co'), ['VALID', null], 'the credential is never marked INVALID')
+        assert.ok(p.logs.some((l) => l.includes('credential decrypt failed in this process') && l.includes('CREDENTIAL_UNUSABLE')))
+        for (const secret of [OPENAI_KEY, KEY_A, KEY_B]) assert.ok(!p.logs.join('').includes(secret), 'no secret in the logs')
+        await p.close()
+        p = null
+
+        // A process that still has v1 (as a previous key) runs it, with no re-validation.
+        p = await startProcess(b, rotated)
+        assert.deepEqual(await credentialStatus(p.app, org, 'rot-co'), ['VALID', null])
+        const healed = await runOnce(p.app, org, 'rot-co')
+        assert.equal(healed.run.status, 'COMPLETED', healed.run.error_code)
+      } finally {
+        await p?.close()
         await openai.close()
         await b.cleanup()
       }
