@@ -1,5 +1,5 @@
 // The shared rate-limit store failing (issue 8 items 9 and 11, issue 9 "Redis unavailable"): a Redis
-// that accepts and stays silent never hangs a request; the failure is logged, readiness says
+// that accepts and stays silent, or one that refuses connections, never hangs a request; the failure is logged, readiness says
 // "degraded" with the reason, and limits fall back as configured. The PostgreSQL counter table is
 // cleaned in bounded batches and a failed creation is retried.
 import { describe, test } from 'node:test'
@@ -7,7 +7,8 @@ import assert from 'node:assert/strict'
 import { sql } from 'kysely'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { needsPostgres } from '../helpers/backends.js'
-import { startSilentRedis } from '../helpers/silent-redis.js'
+import type { Redis } from 'ioredis'
+import { refusedRedisUrl, startSilentRedis } from '../helpers/silent-redis.js'
 import { runMaintenance } from '../../src/core/pipelines/maintenance.js'
 import { deleteExpiredRateLimitRows } from '../../src/core/db/rate-limit-table.js'
 
@@ -94,6 +95,85 @@ describe('a Redis that accepts connections but never answers', () => {
     } finally {
       await t.close()
       await redis.close()
+    }
+  })
+})
+
+/** Counts the connection errors of the app's Redis client (private: there is no public hook for it). */
+function countRedisErrors(t: TestApp): () => number {
+  const client = (t.ctx.rateLimits as unknown as { redis: Redis | null }).redis
+  assert.ok(client, 'the app uses a Redis client')
+  let n = 0
+  client.on('error', () => void n++)
+  return () => n
+}
+
+describe('a Redis that refuses connections while the server runs', () => {
+  test('requests answer, one error line without the address, readiness is degraded, limits hold in memory', async () => {
+    const redis = await refusedRedisUrl()
+    const t = await buildTestApp('sqlite', { env: { REDIS_URL: redis.url } })
+    try {
+      const errorsSeen = countRedisErrors(t)
+      const key = await limitedOrg(t, 'refused-redis-org', 3)
+      await eventually(async () => {
+        const r = await answers(t.app.inject({ method: 'GET', url: '/health/ready' }), '/health/ready')
+        return r.json().status === 'degraded'
+      }, 'readiness to report the refused store')
+      const url = '/api/v1/organizations/refused-redis-org/quota'
+      const codes: number[] = []
+      for (let i = 0; i < 5; i++) codes.push((await answers(t.app.inject({ method: 'GET', url, headers: t.org(key) }), 'org request')).statusCode)
+      assert.deepEqual(codes, [200, 200, 200, 429, 429], 'the per-org limit still holds (per-process fallback)')
+      // The client keeps reconnecting (and failing): the failure is still logged once, not per attempt.
+      await eventually(async () => errorsSeen() >= 3, 'several refused reconnects')
+      assert.equal((await answers(t.app.inject({ method: 'GET', url, headers: t.org(key) }), 'org request')).statusCode, 429)
+
+      const ready = await answers(t.app.inject({ method: 'GET', url: '/health/ready' }), '/health/ready')
+      assert.equal(ready.statusCode, 200)
+      const body = ready.json()
+      assert.equal(body.status, 'degraded')
+      assert.equal(body.checks.rate_limit_store, false)
+      assert.equal(body.reasons.length, 1)
+      assert.match(body.reasons[0], /^rate-limit store \(redis\): (connection failed|not connected)$/)
+      assert.equal((await answers(t.app.inject({ method: 'GET', url: '/health' }), '/health')).statusCode, 200)
+
+      const lines = t.logs.map((l) => JSON.parse(l))
+      const errors = lines.filter((l) => l.level === 'error' && /rate-limit store unavailable/.test(l.msg))
+      assert.equal(errors.length, 1, 'one error line for the whole outage')
+      assert.equal(errors[0].store, 'redis')
+      assert.equal(errors[0].fallback, 'memory')
+      assert.match(errors[0].reason, /connection failed|not connected/)
+      // The driver's error text ("connect ECONNREFUSED 127.0.0.1:PORT") names the address: none of it is logged.
+      for (const needle of [redis.url, `127.0.0.1:${redis.port}`, 'redis://', 'ECONNREFUSED']) {
+        assert.ok(!t.logs.some((l) => l.includes(needle)), `no ${needle} in the logs`)
+      }
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('RATE_LIMIT_STORE_FALLBACK=deny: tenant requests fail closed with 503, health still answers', async () => {
+    const redis = await refusedRedisUrl()
+    const t = await buildTestApp('sqlite', { env: { REDIS_URL: redis.url, RATE_LIMIT_STORE_FALLBACK: 'deny' } })
+    try {
+      const key = await t.onboard('refused-deny-org')
+      await eventually(async () => {
+        const r = await answers(t.app.inject({ method: 'GET', url: '/health/ready' }), '/health/ready')
+        return r.json().status === 'degraded'
+      }, 'readiness to report the refused store')
+      for (let i = 0; i < 2; i++) {
+        const res = await answers(t.app.inject({ method: 'GET', url: '/api/v1/organizations/refused-deny-org/quota', headers: t.org(key) }), 'org request')
+        assert.equal(res.statusCode, 503)
+        assert.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+      }
+      const ready = await answers(t.app.inject({ method: 'GET', url: '/health/ready' }), '/health/ready')
+      assert.equal(ready.statusCode, 200)
+      assert.equal(ready.json().status, 'degraded')
+      assert.equal((await answers(t.app.inject({ method: 'GET', url: '/health' }), '/health')).statusCode, 200)
+      const errors = t.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 'error' && /rate-limit store unavailable/.test(l.msg))
+      assert.equal(errors.length, 1)
+      assert.equal(errors[0].fallback, 'deny')
+    } finally {
+      await t.close()
     }
   })
 })

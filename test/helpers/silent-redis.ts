@@ -1,5 +1,6 @@
-// A local TCP server that speaks just enough Redis to pass the client's ready check (INFO) and then
-// never answers another command: the "accepts connections but stops answering" failure.
+// Failing Redis servers for tests. startSilentRedis: a local TCP server that speaks just enough Redis to
+// pass the client's ready check (INFO) and then never answers another command (the "accepts connections
+// but stops answering" failure). refusedRedisUrl: a local port that refuses connections.
 import { createServer, type Server, type Socket } from 'node:net'
 
 export interface SilentRedis {
@@ -61,4 +62,16 @@ export async function startSilentRedis(): Promise<SilentRedis> {
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+/**
+ * A Redis URL on a local port that refuses connections: a port bound, then closed. (Another process could
+ * take the port in between; on a test machine that is negligible.)
+ */
+export async function refusedRedisUrl(): Promise<{ url: string; port: number }> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return { url: `redis://127.0.0.1:${port}`, port }
 }
