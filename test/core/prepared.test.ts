@@ -1,7 +1,8 @@
 // prepared(): compiled once per database, values bound per call, every placeholder must be used.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backendNames, freshBackend } from '../helpers/backends.js'
+import { sql } from 'kysely'
+import { backendNames, freshBackend, needsPostgres } from '../helpers/backends.js'
 import { openDatabase } from '../../src/core/db/database.js'
 import { migrateToLatest } from '../../src/core/db/migrate.js'
 import { prepared } from '../../src/core/db/prepared.js'
@@ -26,3 +27,24 @@ for (const backend of backendNames()) {
     })
   })
 }
+
+test('on PostgreSQL a prepared query is a named statement, planned once per connection', { skip: needsPostgres() }, async () => {
+  const b = await freshBackend('postgres')
+  // One connection, so the session that prepared the statement is the one asked about it.
+  const db = openDatabase({ databaseUrl: b.databaseUrl, dataDir: b.dataDir, poolSize: 1 })
+  try {
+    await migrateToLatest(db)
+    const byName = prepared(['name'] as const, (k, p) => k.selectFrom('plans').select('daily_limit').where('plan_name', '=', p.name).limit(1))
+    for (const name of ['STARTER', 'SCALE', 'STARTER']) await byName(db.kysely, { name })
+    const named = await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE ${'%from "plans"%'} LIMIT 10`.execute(db.kysely)
+    assert.equal(named.rows.length, 1, 'one named statement, reused by every call')
+    assert.match(named.rows[0]!.name, /^tf_\d+$/)
+    // An ordinary query is not prepared by name.
+    await db.kysely.selectFrom('plans').select('plan_name').limit(1).execute()
+    const all = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_prepared_statements`.execute(db.kysely)
+    assert.equal(all.rows[0]!.n, 1)
+  } finally {
+    await db.close()
+    await b.cleanup()
+  }
+})

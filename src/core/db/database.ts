@@ -242,6 +242,39 @@ export const pgTypes = {
   },
 } as pg.CustomTypesConfig
 
+/** Marks a hot statement whose text never changes: on PostgreSQL it runs as a named prepared statement. */
+export const PREPARED_MARK = '/*tf:prepared*/ '
+
+/**
+ * The pool Kysely uses on PostgreSQL: a statement that starts with PREPARED_MARK is sent as a named
+ * prepared statement, so each connection plans it once instead of at every execution. Only fixed texts
+ * are marked (core/db/prepared.ts), so the number of names per connection stays small.
+ */
+function namedStatementPool(pool: pg.Pool): pg.Pool {
+  const names = new Map<string, string>()
+  const nameOf = (text: string) => {
+    let n = names.get(text)
+    if (!n) names.set(text, (n = `tf_${names.size}`))
+    return n
+  }
+  const wrap = (client: pg.PoolClient): pg.PoolClient =>
+    new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver)
+        return (text: unknown, values?: unknown[]) =>
+          typeof text === 'string' && text.startsWith(PREPARED_MARK)
+            ? target.query({ name: nameOf(text), text, values })
+            : (target.query as (...a: unknown[]) => unknown)(text, values)
+      },
+    })
+  return new Proxy(pool, {
+    get(target, prop, receiver) {
+      if (prop === 'connect') return async () => wrap(await target.connect())
+      return Reflect.get(target, prop, receiver)
+    },
+  })
+}
+
 export interface OpenOptions {
   databaseUrl: string | null
   dataDir: string
@@ -262,7 +295,7 @@ export function openDatabase(opts: OpenOptions): Db {
     pool.on('error', () => {
       /* idle client errors are surfaced by the next query; keep the process alive */
     })
-    const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: namedStatementPool(pool) }) })
     return {
       kysely,
       dialect: 'postgres',

@@ -3,6 +3,7 @@
 // unique placeholder values and each placeholder is swapped for the caller's value at run time.
 import type { CompiledQuery, Kysely } from 'kysely'
 import type { Database } from './schema.js'
+import { PREPARED_MARK } from './database.js'
 
 type Compilable<R> = { compile(): CompiledQuery<R> }
 
@@ -13,7 +14,9 @@ export function prepared<K extends string, R>(keys: readonly K[], build: (db: Ky
   return async (db: Kysely<Database>, values: Record<K, unknown>): Promise<R[]> => {
     let compiled = cache.get(db)
     if (!compiled) {
-      compiled = build(db, placeholders).compile()
+      const built = build(db, placeholders).compile()
+      // The text never changes, so on PostgreSQL it can be a named prepared statement (see database.ts).
+      compiled = { ...built, sql: PREPARED_MARK + built.sql }
       const used = new Set(compiled.parameters.filter((p) => byPlaceholder.has(p)))
       if (used.size !== keys.length) throw new Error('prepared query does not use every placeholder')
       cache.set(db, compiled)
