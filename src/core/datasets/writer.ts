@@ -6,14 +6,14 @@ import { createHash } from 'node:crypto'
 import type { Db, DialectName } from '../db/database.js'
 import { BigQueryDataset } from './bigquery/dataset.js'
 import { bigQueryHomeOf } from './bigquery/home.js'
-import { getEntry, listEntries, putEntry, tableInfo } from './catalogue.js'
-import { decodeCursor, rowPage } from './cursor.js'
+import { getEntry, listEntries, putEntry } from './catalogue.js'
+import { assertLimit, CATALOGUE_SCAN_LIMIT, CataloguedDataset, ROWS_PER_LOAD_MAX, SELECT_MAX, type PageQuery } from './catalogued-dataset.js'
 import { fenced, openEngine, Params, type DatasetEngine, type Row, type Stmt } from './engine.js'
 import { DatasetError } from './errors.js'
-import { assertDatasetId, assertOrgSlug, isIdentifier, isReservedTableName, quoteIdent } from './identifiers.js'
+import { assertDatasetId, assertOrgSlug, isIdentifier, quoteIdent } from './identifiers.js'
 import { bindNamed, checkSelect } from './select-check.js'
 import { additiveColumns, columnDdlType, decodeValue, encodeValue, isValidDate, pgCast, specsEqual, validateTableSpec } from './spec.js'
-import type { DatasetBinding, DatasetReader, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec, WriteFence } from './types.js'
+import type { DatasetBinding, DatasetReader, DatasetWriter, TableSpec, WriteFence } from './types.js'
 
 export interface DatasetOptions {
   now?: () => number
@@ -23,26 +23,9 @@ export interface DatasetOptions {
   fence?: WriteFence
 }
 
-const LIST_LIMIT = 100
-const CATALOGUE_SCAN_LIMIT = 1000
-const PAGE_MAX = 1000
-const READ_ROWS_MAX = 10_000
-const SELECT_MAX = 100_000
-const ROWS_PER_LOAD_MAX = 1_000_000
 const ROWS_PER_BATCH_MAX = 1000
 /** Bound parameters per statement, under SQLITE_MAX_VARIABLE_NUMBER (32766) and PostgreSQL's 65535. */
 const PARAMS_PER_STATEMENT = { sqlite: 30_000, postgres: 60_000 } as const
-
-function assertLimit(limit: unknown, max: number): number {
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > max) {
-    throw new DatasetError('INVALID_FILTER', `limit must be an integer in 1..${max}`)
-  }
-  return limit
-}
-
-function tableNotFound(): DatasetError {
-  return new DatasetError('TABLE_NOT_FOUND', 'table not found')
-}
 
 /** Values as JSON-friendly scalars whatever the driver returned (dates, bigints). */
 function plain(v: unknown): unknown {
@@ -52,37 +35,21 @@ function plain(v: unknown): unknown {
   return v
 }
 
-class OrgDataset implements DatasetWriter {
-  private readonly specs = new Map<string, TableSpec>()
+class OrgDataset extends CataloguedDataset implements DatasetWriter {
   private readonly engine: DatasetEngine
   private readonly dialect: DialectName
   private readonly now: () => number
 
-  readonly orgSlug: string
-  readonly datasetId: string
-
   constructor(
-    private readonly db: Db,
+    db: Db,
     dataDir: string,
     ds: DatasetBinding,
     private readonly opts: DatasetOptions,
   ) {
-    this.orgSlug = ds.orgSlug
-    this.datasetId = ds.datasetId
+    super(db, ds, db.dialect)
     this.engine = openEngine(db, dataDir, ds.datasetId)
     this.dialect = db.dialect
     this.now = opts.now ?? Date.now
-  }
-
-  private async spec(table: string): Promise<TableSpec> {
-    // Reserved and malformed names are simply not tables of this dataset.
-    if (!isIdentifier(table) || isReservedTableName(table)) throw tableNotFound()
-    const cached = this.specs.get(table)
-    if (cached) return cached
-    const entry = await getEntry(this.db, this.datasetId, table)
-    if (!entry) throw tableNotFound()
-    this.specs.set(table, entry.spec)
-    return entry.spec
   }
 
   private checkFence(): void {
@@ -207,10 +174,7 @@ class OrgDataset implements DatasetWriter {
     return out
   }
 
-  private async page(
-    spec: TableSpec,
-    opts: { limit: number; after?: (string | number | null)[]; dateFrom?: string; dateTo?: string },
-  ): Promise<Record<string, unknown>[]> {
+  protected async page(spec: TableSpec, opts: PageQuery): Promise<Record<string, unknown>[]> {
     const p = new Params(this.dialect)
     const where: string[] = []
     if (opts.dateFrom !== undefined || opts.dateTo !== undefined) {
@@ -233,29 +197,6 @@ class OrgDataset implements DatasetWriter {
       ` ORDER BY ${keyCols.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${p.add(opts.limit, '::bigint')}`
     const rows = await this.engine.all({ text, params: p.values })
     return rows.map((r) => this.decodeRow(spec, r))
-  }
-
-  async readPage(table: string, opts: ReadPageOptions): Promise<RowPage> {
-    const spec = await this.spec(table)
-    const limit = assertLimit(opts.limit, PAGE_MAX)
-    const after = opts.cursor !== undefined ? decodeCursor(opts.cursor, spec, this.dialect) : undefined
-    const rows = await this.page(spec, { limit: limit + 1, after, dateFrom: opts.dateFrom, dateTo: opts.dateTo })
-    return rowPage(spec, rows, limit)
-  }
-
-  async readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]> {
-    const spec = await this.spec(table)
-    const limit = assertLimit(opts.limit, READ_ROWS_MAX)
-    return this.page(spec, { limit, dateFrom: opts.date, dateTo: opts.date })
-  }
-
-  async describeTable(table: string): Promise<TableSpec> {
-    return this.spec(table)
-  }
-
-  async listTables(): Promise<TableInfo[]> {
-    const entries = await listEntries(this.db, this.datasetId, LIST_LIMIT)
-    return entries.map(tableInfo)
   }
 
   async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {

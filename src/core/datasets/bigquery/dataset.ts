@@ -7,14 +7,14 @@
 import { randomBytes } from 'node:crypto'
 import { CompiledQuery } from 'kysely'
 import type { Db } from '../../db/database.js'
-import { getEntry, listEntries, putEntry, tableInfo } from '../catalogue.js'
-import { decodeCursor, rowPage } from '../cursor.js'
+import { getEntry, listEntries, putEntry } from '../catalogue.js'
+import { assertLimit, CATALOGUE_SCAN_LIMIT, CataloguedDataset, ROWS_PER_LOAD_MAX, SELECT_MAX, type PageQuery } from '../catalogued-dataset.js'
 import { fenced } from '../engine.js'
 import { DatasetError } from '../errors.js'
-import { bigQueryDatasetOf, bqQualified, isIdentifier, isReservedTableName, quoteBq } from '../identifiers.js'
+import { bigQueryDatasetOf, bqQualified, isIdentifier, quoteBq } from '../identifiers.js'
 import { checkSelect } from '../select-check.js'
 import { additiveColumns, decodeValue, isValidDate, specsEqual, validateTableSpec } from '../spec.js'
-import type { DatasetBinding, DatasetWriter, ReadPageOptions, RowPage, TableInfo, TableSpec, WriteFence } from '../types.js'
+import type { DatasetBinding, DatasetWriter, TableSpec, WriteFence } from '../types.js'
 import type { BigQueryHome } from './home.js'
 import { runLoad, runQuery, type JobScope } from './jobs.js'
 import { bqType, decodeCell, ndjsonValue, param, schemaFields, type QueryParameter } from './sql.js'
@@ -25,47 +25,29 @@ export interface BigQueryDatasetOptions {
   fence?: WriteFence
 }
 
-const LIST_LIMIT = 100
-const CATALOGUE_SCAN_LIMIT = 1000
-const PAGE_MAX = 1000
-const READ_ROWS_MAX = 10_000
-const SELECT_MAX = 100_000
-const ROWS_PER_LOAD_MAX = 1_000_000
 /** NDJSON bytes per load job (multipart uploads stay small; the staging table takes several). */
 const LOAD_CHUNK_BYTES = 4 * 1024 * 1024
 const STAGING_TTL_MS = 6 * 3_600_000
 /** BigQuery clusters on at most four columns, and never on FLOAT64. */
 const MAX_CLUSTER_COLUMNS = 4
 
-function assertLimit(limit: unknown, max: number): number {
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > max) {
-    throw new DatasetError('INVALID_FILTER', `limit must be an integer in 1..${max}`)
-  }
-  return limit
-}
-
-const tableNotFound = () => new DatasetError('TABLE_NOT_FOUND', 'table not found')
-
 /** A label value naming the org (lowercase letters, digits, _ and -, at most 63). */
 function orgLabel(slug: string): string {
   return slug.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, 63)
 }
 
-export class BigQueryDataset implements DatasetWriter {
-  private readonly specs = new Map<string, TableSpec>()
+export class BigQueryDataset extends CataloguedDataset implements DatasetWriter {
   private readonly bqDataset: string
   private readonly now: () => number
-  readonly orgSlug: string
-  readonly datasetId: string
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly home: BigQueryHome,
     ds: DatasetBinding,
     private readonly opts: BigQueryDatasetOptions = {},
   ) {
-    this.orgSlug = ds.orgSlug
-    this.datasetId = ds.datasetId
+    // Key values in BigQuery cursors are typed as on PostgreSQL (bigint/date/boolean).
+    super(db, ds, 'postgres')
     this.bqDataset = bigQueryDatasetOf(ds.datasetId)
     this.now = opts.now ?? Date.now
   }
@@ -88,16 +70,6 @@ export class BigQueryDataset implements DatasetWriter {
 
   private tablePath(table: string): string {
     return `/datasets/${this.bqDataset}/tables/${encodeURIComponent(table)}`
-  }
-
-  private async spec(table: string): Promise<TableSpec> {
-    if (!isIdentifier(table) || isReservedTableName(table)) throw tableNotFound()
-    const cached = this.specs.get(table)
-    if (cached) return cached
-    const entry = await getEntry(this.db, this.datasetId, table)
-    if (!entry) throw tableNotFound()
-    this.specs.set(table, entry.spec)
-    return entry.spec
   }
 
   private checkFence(): void {
@@ -280,10 +252,7 @@ export class BigQueryDataset implements DatasetWriter {
     ].join(' ')
   }
 
-  private async page(
-    spec: TableSpec,
-    opts: { limit: number; after?: (string | number | null)[]; dateFrom?: string; dateTo?: string },
-  ): Promise<Record<string, unknown>[]> {
+  protected async page(spec: TableSpec, opts: PageQuery): Promise<Record<string, unknown>[]> {
     const params: QueryParameter[] = []
     const where: string[] = []
     if (opts.dateFrom !== undefined || opts.dateTo !== undefined) {
@@ -318,29 +287,6 @@ export class BigQueryDataset implements DatasetWriter {
       spec.columns.forEach((c, i) => (out[c.name] = decodeValue(c.type, decodeCell(result.fields[i]?.type ?? '', cells[i]))))
       return out
     })
-  }
-
-  async readPage(table: string, opts: ReadPageOptions): Promise<RowPage> {
-    const spec = await this.spec(table)
-    const limit = assertLimit(opts.limit, PAGE_MAX)
-    const after = opts.cursor !== undefined ? decodeCursor(opts.cursor, spec, 'postgres') : undefined
-    const rows = await this.page(spec, { limit: limit + 1, after, dateFrom: opts.dateFrom, dateTo: opts.dateTo })
-    return rowPage(spec, rows, limit)
-  }
-
-  async readRows(table: string, opts: { limit: number; date?: string }): Promise<Record<string, unknown>[]> {
-    const spec = await this.spec(table)
-    const limit = assertLimit(opts.limit, READ_ROWS_MAX)
-    return this.page(spec, { limit, dateFrom: opts.date, dateTo: opts.date })
-  }
-
-  async describeTable(table: string): Promise<TableSpec> {
-    return this.spec(table)
-  }
-
-  async listTables(): Promise<TableInfo[]> {
-    const entries = await listEntries(this.db, this.datasetId, LIST_LIMIT)
-    return entries.map(tableInfo)
   }
 
   async select(sqlText: string, params: Record<string, unknown>, limit: number): Promise<Record<string, unknown>[]> {
