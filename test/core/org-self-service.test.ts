@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { backendNames } from '../helpers/backends.js'
+import { eventually } from '../engine/fixtures.js'
 
 const DAY = '2026-11-27'
 
@@ -26,16 +27,6 @@ async function ordersApi(token: string): Promise<{ url: string; close(): Promise
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return { url, close: () => new Promise<void>((r) => server.close(() => r())) }
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }
 
 for (const backend of backendNames()) {
@@ -73,7 +64,7 @@ for (const backend of backendNames()) {
       const trig = await t.app.inject({ method: 'POST', url: '/api/v1/pipelines/run/audit-a/generic/http/example', headers: t.org(keyA), payload: { parameters: { date: DAY } } })
       assert.equal(trig.statusCode, 202, trig.body + serverErrors())
       const runId = trig.json().run_id as string
-      const status = await until(async () => {
+      const status = await eventually(async () => {
         const s = (await get(`/api/v1/pipelines/audit-a/runs/${runId}`, t.org(keyA))).json().status as string
         return ['PENDING', 'RUNNING'].includes(s) ? undefined : s
       }, 'the run to finish')

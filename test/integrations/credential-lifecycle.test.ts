@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 import { backendNames } from '../helpers/backends.js'
+import { eventually } from '../engine/fixtures.js'
 
 const DAY = '2026-11-27'
 const TOKEN = 'tok_orders_lifecycle_0123456789'
@@ -26,16 +27,6 @@ async function ordersApi(): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return { url, close: () => new Promise<void>((r) => server.close(() => r())) }
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 for (const backend of backendNames()) {
@@ -59,7 +50,7 @@ for (const backend of backendNames()) {
     const trigger = (org: string, key: string) =>
       t.app.inject({ method: 'POST', url: `/api/v1/pipelines/run/${org}/generic/http/example`, headers: t.org(key), payload: { parameters: { date: DAY } } })
     const outcome = (org: string, key: string, runId: string) =>
-      until(async () => {
+      eventually(async () => {
         const s = (await t.app.inject({ method: 'GET', url: `/api/v1/pipelines/${org}/runs/${runId}`, headers: t.org(key) })).json().status as string
         return ['PENDING', 'RUNNING'].includes(s) ? undefined : s
       }, 'the run to finish')

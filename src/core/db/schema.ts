@@ -156,7 +156,7 @@ export interface OrgSchedulesTable {
   updated_at: number
 }
 
-/** The org's optional run-completion webhook (one per org); its signing secret is derived, never stored. */
+/** The org's optional run-completion webhook (one per org); its signing secret is stored envelope-encrypted. */
 export interface OrgRunWebhooksTable {
   org_slug: string
   webhook_id: string

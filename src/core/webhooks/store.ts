@@ -4,7 +4,7 @@
 // is missed, and sent later by the dispatcher (dispatcher.ts).
 import { randomBytes } from 'node:crypto'
 import { sql, type Kysely, type Transaction } from 'kysely'
-import type { Database, OrgWebhookDeliveriesTable, WebhookDeliveryStatus } from '../db/schema.js'
+import type { Database, OrgRunWebhooksTable, OrgWebhookDeliveriesTable, WebhookDeliveryStatus } from '../db/schema.js'
 import { newId } from '../ids.js'
 import { decryptSecret, encryptSecret, type EncryptionContext, type KmsProvider } from '../security/kms-encryption.js'
 
@@ -13,16 +13,11 @@ type Executor = Kysely<Database> | Transaction<Database>
 export const WEBHOOK_EVENT = 'run.finished'
 export const MAX_DELIVERIES_LISTED = 100
 
-export interface WebhookView {
-  org_slug: string
-  webhook_id: string
-  url: string
-  last_delivery_at: number | null
-  last_delivery_status: string | null
-  last_error_code: string | null
-  created_at: number
-  updated_at: number
-}
+/** The webhook as the API shows it: the table's row without the encrypted secret. */
+export type WebhookView = Pick<
+  OrgRunWebhooksTable,
+  'org_slug' | 'webhook_id' | 'url' | 'last_delivery_at' | 'last_delivery_status' | 'last_error_code' | 'created_at' | 'updated_at'
+>
 
 const context = (org_slug: string, webhook_id: string): EncryptionContext => ({ org_slug, purpose: 'webhook', provider: 'webhook', resource_id: webhook_id })
 
