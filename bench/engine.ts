@@ -10,9 +10,8 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import type { Processor } from '../src/core/processors/types.js'
-import { BENCH_KMS_KEY } from './keys.js'
+import { BENCH_ROOT_KEY as ROOT, benchEnv } from './keys.js'
 
-const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
 const noop: Processor<Record<string, never>> = {
   name: 'bench.noop',
@@ -40,17 +39,7 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
   const templates = join(dataDir, 'templates')
   mkdirSync(join(templates, 'bench', 'noop'), { recursive: true })
   writeFileSync(join(templates, 'bench', 'noop', 'run.yml'), TEMPLATE)
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
-    PIPELINE_CONFIG_DIRS: templates,
-    WORKER_CONCURRENCY: '4',
-    WORKER_POLL_MS: '50',
-  }
-  if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const env = benchEnv(dataDir, databaseUrl, { PIPELINE_CONFIG_DIRS: templates, WORKER_CONCURRENCY: '4', WORKER_POLL_MS: '50' })
   const runtime = await createRuntime(loadConfig(env), {
     processors: [(r) => r.register(noop)],
     logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }),

@@ -11,20 +11,13 @@ import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import { generateApiKey, hashApiKey, fingerprintOf } from '../src/core/security/api-keys.js'
-import { BENCH_KMS_KEY } from './keys.js'
+import { benchEnv } from './keys.js'
 
-const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 const SIZES = (process.env.BENCH_ORGS ?? '10,10000,50000').split(',').map(Number)
 
 export async function runOrgsBench(opts: { duration: number; connections: number }): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-orgs-'))
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
-  }
+  const env = benchEnv(dataDir, null)
   const runtime = await createRuntime(loadConfig(env), { logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }) })
   const app = await buildApp(runtime.ctx)
   await app.listen({ port: 0, host: '127.0.0.1' })

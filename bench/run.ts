@@ -12,7 +12,7 @@ import { buildApp } from '../src/app/server.js'
 import { runEngineBench } from './engine.js'
 import { startFastApi } from './fastapi.js'
 import { createBenchDatabase } from './pg.js'
-import { BENCH_KMS_KEY } from './keys.js'
+import { BENCH_ROOT_KEY as ROOT, benchEnv } from './keys.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -20,7 +20,6 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
 /** Connection counts for the quota route's scale curve (BENCH_CURVE=0 skips it). */
 const CURVE = process.env.BENCH_CURVE === '0' ? [] : [100, 1000, 5000]
-const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
 interface Result {
   name: string
@@ -46,15 +45,7 @@ function print(results: Result[]): void {
 
 async function authBench(databaseUrl: string | null, label: string): Promise<Result[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-'))
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
-    LOG_LEVEL,
-    RATE_LIMIT_GLOBAL_PER_MINUTE: '100000000',
-    RATE_LIMIT_IP_PER_MINUTE: '10000000',
-  }
-  if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const env = benchEnv(dataDir, databaseUrl, { LOG_LEVEL, RATE_LIMIT_IP_PER_MINUTE: '10000000' })
   const config = loadConfig(env)
   const runtime = await createRuntime(config, { logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }) })
   const app = await buildApp(runtime.ctx)

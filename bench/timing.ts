@@ -13,9 +13,8 @@ import type { Processor } from '../src/core/processors/types.js'
 import type { Db } from '../src/core/db/database.js'
 import { computeDedupKey } from '../src/core/pipelines/runs.js'
 import { createDataset, dropDataset } from '../src/core/datasets/index.js'
-import { BENCH_KMS_KEY } from './keys.js'
+import { benchEnv } from './keys.js'
 
-const ROOT = 'bench-root-key-0123456789abcdefghijklmnopqrstuvwxyz'
 
 const noop: Processor<Record<string, never>> = {
   name: 'bench.timing_noop',
@@ -56,15 +55,7 @@ async function runtimeFor(databaseUrl: string | null, extra: Record<string, stri
   mkdirSync(join(templates, 'bench', 'timing'), { recursive: true })
   writeFileSync(join(templates, 'bench', 'timing', 'noop.yml'), template('bench.timing_noop'))
   writeFileSync(join(templates, 'bench', 'timing', 'slow.yml'), template('bench.timing_slow'))
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    CA_ROOT_API_KEY: ROOT,
-    KMS_LOCAL_MASTER_KEY: BENCH_KMS_KEY,
-    LOG_LEVEL: 'warn',
-    PIPELINE_CONFIG_DIRS: templates,
-    ...extra,
-  }
-  if (databaseUrl) env.DATABASE_URL = databaseUrl
+  const env = benchEnv(dataDir, databaseUrl, { LOG_LEVEL: 'warn', PIPELINE_CONFIG_DIRS: templates, ...extra })
   const runtime = await createRuntime(loadConfig(env), { processors: [(r) => r.register(noop).register(slow)] })
   return { runtime, dataDir }
 }
