@@ -2,8 +2,9 @@
 // validation, errors and routes are wired here; listening, signals and shutdown live in main.ts.
 // Tests build it and call inject().
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Logger } from 'pino'
 import AjvModule, { type ErrorObject } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { parseInstant } from '../core/clock.js'
@@ -12,7 +13,7 @@ import type { AppContext } from './context.js'
 import { ApiError, problem, type ErrorCode, type FieldError } from './errors.js'
 import { validationFieldErrors } from './validation-errors.js'
 import { capConnections, makeClientErrorHandler } from './client-errors.js'
-import { createAccessLog } from '../core/observability/logger.js'
+import { createAccessLog, LazyRequestLogger } from '../core/observability/logger.js'
 import { runGuard, type GuardKind } from './dependencies/auth.js'
 import { healthRoutes } from './routers/health.js'
 import { adminRoutes } from './routers/admin.js'
@@ -149,6 +150,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     requestIdHeader: false,
     // One access line per request (onResponse below) instead of Fastify's two redacted ones.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (logger, bindings) => new LazyRequestLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger,
     genReqId: (req) => {
       const sent = req.headers['x-request-id']
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID()
@@ -195,10 +197,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   })
 
   // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.
-  app.addHook('preValidation', async (req) => {
+  // Hooks that do not wait take Fastify's callback form: an async hook costs a promise per request.
+  app.addHook('preValidation', (req, _reply, done) => {
     if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE')) {
       req.body = {}
     }
+    done()
   })
 
   const accessLog = createAccessLog(ctx.logger)
@@ -215,13 +219,14 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     counter.inc()
     timer.observe(seconds)
   }
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched'
     const status = reply.statusCode
     const elapsed = reply.elapsedTime
     requestMetrics(req.method, route, status, elapsed / 1000)
     const org = req.auth?.kind === 'org' ? req.auth.org_slug : undefined
-    accessLog({ req_id: String(req.id), method: req.method, route, status, ms: Math.round(elapsed * 100) / 100, ...(org ? { org } : {}) })
+    accessLog({ req_id: String(req.id), method: req.method, route, status, ms: Math.round(elapsed * 100) / 100, org })
+    done()
   })
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

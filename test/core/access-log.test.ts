@@ -16,17 +16,22 @@ test('each request writes exactly one access line with route template, status, d
     assert.equal(res.statusCode, 200)
     const bad = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/acme-logs/quota?token=leak-me', headers: t.org(key) })
     assert.equal(bad.statusCode, 400)
+    // A client may send anything the id pattern admits as its request id, even its key: scrubbed.
+    const keyAsId = await t.app.inject({ method: 'GET', url: '/api/v1/organizations/acme-logs/quota', headers: { ...t.org(key), 'x-request-id': key } })
+    assert.equal(keyAsId.statusCode, 200)
     await new Promise((r) => setImmediate(r))
     const lines = t.logs.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
     const access = lines.filter((l) => l.msg === 'request')
-    assert.equal(access.length, 2, `one access line per request: ${t.logs.join('')}`)
-    assert.equal(lines.length, 2, 'no other line for a plain request')
+    assert.equal(access.length, 3, `one access line per request: ${t.logs.join('')}`)
+    assert.equal(lines.length, 3, 'no other line for a plain request')
     assert.deepEqual(
       { ...access[0], time: undefined, ms: undefined },
       { level: 'info', time: undefined, pid: process.pid, hostname: access[0]!.hostname, req_id: 'req-123', method: 'GET', route: '/api/v1/organizations/:org_slug/quota', status: 200, ms: undefined, org: 'acme-logs', msg: 'request' },
     )
     assert.equal(typeof access[0]!.ms, 'number')
     assert.equal(access[1]!.status, 400)
+    assert.equal(access[2]!.status, 200)
+    assert.notEqual(access[2]!.req_id, key)
     const text = t.logs.join('')
     for (const leak of [key, 'secret-agent-value', 'leak-me']) assert.ok(!text.includes(leak), `${leak} reached the log`)
   } finally {

@@ -48,3 +48,36 @@ test('on PostgreSQL a prepared query is a named statement, planned once per conn
     await b.cleanup()
   }
 })
+
+test('embedded: a prepared read runs at once on an idle connection, and waits for an open transaction instead of reading inside it', async () => {
+  const b = await freshBackend('sqlite')
+  const db = openDatabase({ databaseUrl: null, dataDir: b.dataDir })
+  try {
+    await migrateToLatest(db)
+    const limitOf = prepared(['name'] as const, (k, p) => k.selectFrom('plans').select('daily_limit').where('plan_name', '=', p.name).limit(1))
+    assert.deepEqual(await limitOf(db.kysely, { name: 'STARTER' }), [{ daily_limit: 6 }])
+    let release!: () => void
+    const hold = new Promise<void>((r) => (release = r))
+    let updated!: () => void
+    const wrote = new Promise<void>((r) => (updated = r))
+    const tx = db.kysely.transaction().execute(async (trx) => {
+      await trx.updateTable('plans').set({ daily_limit: 999 }).where('plan_name', '=', 'STARTER').execute()
+      updated()
+      await hold
+      await trx.updateTable('plans').set({ daily_limit: 7 }).where('plan_name', '=', 'STARTER').execute()
+    })
+    await wrote
+    // The transaction holds the connection between its statements: the read must not see 999.
+    const read = limitOf(db.kysely, { name: 'STARTER' })
+    let settled = false
+    void read.then(() => (settled = true))
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(settled, false, 'the read waited for the transaction')
+    release()
+    await tx
+    assert.deepEqual(await read, [{ daily_limit: 7 }], 'it read the committed value')
+  } finally {
+    await db.close()
+    await b.cleanup()
+  }
+})

@@ -2,7 +2,7 @@
 // getOrgOrAdminAuth (either) — chosen per route by `config.auth`; the server refuses to start if a
 // route declares none. Org keys are checked offline (format + CRC32) before one LIMIT 1 lookup by
 // SHA-256 hash, whose result is cached briefly and evicted on every instance when keys or the org change.
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import type { Kysely } from 'kysely'
@@ -52,7 +52,7 @@ export interface AuthOptions {
 /** Background retries of a failed cross-instance eviction broadcast. */
 const EVICT_RETRY_DELAYS_MS = [1_000, 5_000, 15_000]
 
-const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest()
+const sha256 = (s: string) => hash('sha256', s, 'buffer')
 
 export class AuthService {
   private readonly positive: LRUCache<string, OrgIdentity>

@@ -111,6 +111,10 @@ class SqliteConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    return this.executeNow<R>(compiled)
+  }
+
+  executeNow<R>(compiled: CompiledQuery): QueryResult<R> {
     let slots = this.limitSlots.get(compiled.sql)
     if (!slots) {
       slots = limitParameterSlots(compiled.sql)
@@ -153,6 +157,8 @@ class SqliteDriver implements Driver {
   private connection: SqliteConnection | null = null
   private queue: Promise<void> = Promise.resolve()
   private release: (() => void) | null = null
+  /** Callers holding or waiting for the connection. */
+  private inLine = 0
 
   constructor(private readonly open: () => SqliteDatabase.Database) {}
 
@@ -161,8 +167,19 @@ class SqliteDriver implements Driver {
     this.connection = new SqliteConnection(this.db)
   }
 
+  /**
+   * Runs one statement at once when nobody holds or waits for the connection, or returns null. A
+   * statement that runs within one turn of the event loop cannot interleave with a transaction, so
+   * it needs no place in line; this skips the queue's promises on the hot reads (prepared.ts).
+   */
+  executeIfIdle<R>(compiled: CompiledQuery): QueryResult<R> | null {
+    if (this.inLine > 0 || !this.connection) return null
+    return this.connection.executeNow<R>(compiled)
+  }
+
   /** One connection: callers wait in line (a transaction holds it until commit). */
   async acquireConnection(): Promise<DatabaseConnection> {
+    this.inLine++
     const previous = this.queue
     let release!: () => void
     this.queue = new Promise<void>((r) => (release = r))
@@ -183,9 +200,11 @@ class SqliteDriver implements Driver {
   async releaseConnection(): Promise<void> {
     const r = this.release
     this.release = null
+    this.inLine--
     r?.()
   }
   async destroy(): Promise<void> {
+    this.connection = null
     this.db?.close()
   }
 }
@@ -204,8 +223,16 @@ function setWalMode(db: SqliteDatabase.Database): void {
   }
 }
 
-function sqliteDialect(path: string): Dialect {
-  const open = () => {
+/** The embedded store's driver per Kysely instance, for executeIfIdle (the root instance only: a transaction is another object). */
+const sqliteDrivers = new WeakMap<Kysely<Database>, SqliteDriver>()
+
+/** Runs a compiled statement synchronously on an idle embedded connection; null on PostgreSQL, in a transaction or when busy. */
+export function executeIfIdle<R>(db: Kysely<Database>, compiled: CompiledQuery): QueryResult<R> | null {
+  return sqliteDrivers.get(db)?.executeIfIdle<R>(compiled) ?? null
+}
+
+function openSqlite(path: string): () => SqliteDatabase.Database {
+  return () => {
     const db = new SqliteDatabase(path, { timeout: 60_000 })
     setWalMode(db)
     db.pragma('synchronous = NORMAL')
@@ -221,9 +248,12 @@ function sqliteDialect(path: string): Dialect {
     }
     return db
   }
+}
+
+function sqliteDialect(driver: SqliteDriver): Dialect {
   return {
     createAdapter: () => new SqliteAdapter(),
-    createDriver: () => new SqliteDriver(open),
+    createDriver: () => driver,
     createIntrospector: (db) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
   }
@@ -307,6 +337,8 @@ export function openDatabase(opts: OpenOptions): Db {
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const path = join(opts.dataDir, 'tenantflow.db')
-  const kysely = new Kysely<Database>({ dialect: sqliteDialect(path) })
+  const driver = new SqliteDriver(openSqlite(path))
+  const kysely = new Kysely<Database>({ dialect: sqliteDialect(driver) })
+  sqliteDrivers.set(kysely, driver)
   return { kysely, dialect: 'sqlite', pgPool: null, pgUrl: null, sqlitePath: path, close: () => kysely.destroy() }
 }

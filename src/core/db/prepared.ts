@@ -3,7 +3,7 @@
 // unique placeholder values and each placeholder is swapped for the caller's value at run time.
 import type { CompiledQuery, Kysely } from 'kysely'
 import type { Database } from './schema.js'
-import { PREPARED_MARK } from './database.js'
+import { executeIfIdle, PREPARED_MARK } from './database.js'
 
 type Compilable<R> = { compile(): CompiledQuery<R> }
 
@@ -22,7 +22,11 @@ export function prepared<K extends string, R>(keys: readonly K[], build: (db: Ky
       cache.set(db, compiled)
     }
     const parameters = compiled.parameters.map((p) => (byPlaceholder.has(p) ? values[byPlaceholder.get(p)!] : p))
-    const result = await db.executeQuery<R>({ ...compiled, parameters })
+    const query = { ...compiled, parameters }
+    // Embedded and idle: run it now instead of queueing for the connection (database.ts).
+    const now = executeIfIdle<R>(db, query)
+    if (now) return now.rows
+    const result = await db.executeQuery<R>(query)
     return result.rows
   }
 }

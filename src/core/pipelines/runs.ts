@@ -2,7 +2,7 @@
 // State changes are compare-and-set (`WHERE run_id AND status IN (...)`), so a lost race changes
 // nothing instead of finishing a run twice; terminal transitions release the slot in the same transaction.
 import { enqueueRunFinished } from '../webhooks/store.js'
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { OrgStepLogsTable, RunStatus } from '../db/schema.js'
@@ -31,7 +31,7 @@ function canonical(v: unknown): string {
 
 /** Same org + pipeline + parameters while PENDING/RUNNING = the same run (SPEC §7). */
 export function computeDedupKey(pipelineId: string, parameters: Record<string, unknown>): string {
-  return createHash('sha256').update(`${pipelineId}\n${canonical(parameters)}`).digest('hex')
+  return hash('sha256', `${pipelineId}\n${canonical(parameters)}`, 'hex')
 }
 
 export interface ClaimRequest {

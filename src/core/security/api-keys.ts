@@ -1,6 +1,6 @@
 // Org API keys: `tf_` + 30 base62 chars (~178 random bits) + 6 base62 chars of CRC32 over the body.
 // The checksum lets us reject typos and look-alikes without touching the database.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import { randomBase62 } from '../ids.js'
 
@@ -33,7 +33,8 @@ export function isWellFormedApiKey(key: string): boolean {
 }
 
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex')
+  // One-shot hash: a quarter of createHash's cost, on every authenticated request.
+  return hash('sha256', key, 'hex')
 }
 
 export function fingerprintOf(key: string): string {
