@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import pino from 'pino'
+import { logDestination } from '../src/core/observability/logger.js'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
@@ -42,7 +42,7 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
   const env = benchEnv(dataDir, databaseUrl, { PIPELINE_CONFIG_DIRS: templates, WORKER_CONCURRENCY: '4', WORKER_POLL_MS: '50' })
   const runtime = await createRuntime(loadConfig(env), {
     processors: [(r) => r.register(noop)],
-    logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }),
+    logDestination: logDestination(join(dataDir, 'server.log')),
   })
   const app = await buildApp(runtime.ctx)
   const slug = `bench-${Date.now().toString(36)}`

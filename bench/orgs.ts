@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import pino from 'pino'
+import { logDestination } from '../src/core/observability/logger.js'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
@@ -18,7 +18,7 @@ const SIZES = (process.env.BENCH_ORGS ?? '10,10000,50000').split(',').map(Number
 export async function runOrgsBench(opts: { duration: number; connections: number }): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-orgs-'))
   const env = benchEnv(dataDir, null)
-  const runtime = await createRuntime(loadConfig(env), { logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }) })
+  const runtime = await createRuntime(loadConfig(env), { logDestination: logDestination(join(dataDir, 'server.log')) })
   const app = await buildApp(runtime.ctx)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port

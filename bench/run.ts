@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
-import pino from 'pino'
+import { logDestination } from '../src/core/observability/logger.js'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
@@ -47,7 +47,7 @@ async function authBench(databaseUrl: string | null, label: string): Promise<Res
   const dataDir = mkdtempSync(join(tmpdir(), 'tf-bench-'))
   const env = benchEnv(dataDir, databaseUrl, { LOG_LEVEL, RATE_LIMIT_IP_PER_MINUTE: '10000000' })
   const config = loadConfig(env)
-  const runtime = await createRuntime(config, { logDestination: pino.destination({ dest: join(dataDir, 'server.log'), sync: false }) })
+  const runtime = await createRuntime(config, { logDestination: logDestination(join(dataDir, 'server.log')) })
   const app = await buildApp(runtime.ctx)
   // One org per measured case: each gets the full per-org request budget.
   const makeOrg = async (slug: string) => {

@@ -23,8 +23,17 @@ const common = {
   formatters: { level: (label: string) => ({ level: label }) },
 }
 
+/**
+ * Where lines go by default (stdout, or a file): written in batches of up to 4 KB and at least every
+ * 250 ms, instead of one write call per line, which at info level cost a system call per request.
+ * pino flushes what is buffered when the process exits; only a SIGKILL can lose the last 250 ms.
+ */
+export function logDestination(dest: number | string = 1): DestinationStream {
+  return pino.destination({ dest, sync: false, minLength: 4096, periodicFlush: 250 })
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const dest = destination ?? pino.destination({ dest: 1, sync: false })
+  const dest = destination ?? logDestination()
   return pino({ level, redact: { paths: pinoRedactPaths, censor: REDACTED }, ...common }, scrubbingDestination(dest))
 }
 
