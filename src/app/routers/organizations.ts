@@ -21,7 +21,7 @@ import {
 } from '../models/organizations.js'
 import { dryRunOnboarding, offboardOrg, onboardOrg, type OrgDeps } from '../../core/orgs/onboarding.js'
 import { getSubscription, updateSubscription } from '../../core/orgs/subscriptions.js'
-import { readUsage } from '../../core/orgs/usage.js'
+import { usageReader } from '../../core/orgs/usage.js'
 import { activeKeyInfo, prepareApiKey, storeRotatedKey } from '../../core/orgs/api-key-store.js'
 import { recordAudit } from '../../core/orgs/audit.js'
 import type { OrgSubscriptionsTable } from '../../core/db/schema.js'
@@ -63,6 +63,7 @@ function evictAfterCommit(ctx: AppContext, orgSlug: string): Promise<boolean> {
 
 export function organizationRoutes(app: App, ctx: AppContext): void {
   const deps = orgDeps(ctx)
+  const readQuota = usageReader(ctx.db, () => ctx.clock.now())
 
   app.post(
     '/api/v1/organizations/dryrun',
@@ -138,7 +139,7 @@ export function organizationRoutes(app: App, ctx: AppContext): void {
     '/api/v1/organizations/:org_slug/quota',
     { config: { auth: 'org_or_admin' }, schema: { params: OrgParams, response: { 200: QuotaResponse, ...errorResponses } } },
     async (req) => {
-      const usage = await readUsage(ctx.db.kysely, req.params.org_slug, ctx.clock.now())
+      const usage = await readQuota(req.params.org_slug)
       if (!usage) throw new ApiError('ORG_NOT_FOUND')
       return usage
     },

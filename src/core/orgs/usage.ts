@@ -1,53 +1,88 @@
 // Reads an org's current usage against its limits (GET /organizations/{org}/quota).
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
+import type { Db } from '../db/database.js'
 import { prepared } from '../db/prepared.js'
+import { MAX_COALESCED_KEYS, ReadCoalescer } from '../db/coalesce.js'
 import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
 
+const columns = [
+  's.org_slug',
+  's.plan_name',
+  's.daily_limit',
+  's.monthly_limit',
+  's.concurrent_limit',
+  's.requests_per_minute',
+  's.triggers_per_minute',
+  'd.runs_started as day_runs',
+  'd.runs_succeeded as day_succeeded',
+  'd.runs_failed as day_failed',
+  'm.runs_started as month_runs',
+  'r.running',
+] as const
 
-const usageQuery = prepared(['day', 'month', 'org'] as const, (db, p) =>
+const joined = (db: Kysely<Database>, day: string, month: string) =>
   db
     .selectFrom('org_subscriptions as s')
-    .leftJoin('org_usage_quotas as d', (j) => j.onRef('d.org_slug', '=', 's.org_slug').on('d.period', '=', 'day').on('d.period_start', '=', p.day))
-    .leftJoin('org_usage_quotas as m', (j) => j.onRef('m.org_slug', '=', 's.org_slug').on('m.period', '=', 'month').on('m.period_start', '=', p.month))
+    .leftJoin('org_usage_quotas as d', (j) => j.onRef('d.org_slug', '=', 's.org_slug').on('d.period', '=', 'day').on('d.period_start', '=', day))
+    .leftJoin('org_usage_quotas as m', (j) => j.onRef('m.org_slug', '=', 's.org_slug').on('m.period', '=', 'month').on('m.period_start', '=', month))
     .leftJoin('org_run_slots as r', 'r.org_slug', 's.org_slug')
-    .select([
-      's.plan_name',
-      's.daily_limit',
-      's.monthly_limit',
-      's.concurrent_limit',
-      's.requests_per_minute',
-      's.triggers_per_minute',
-      'd.runs_started as day_runs',
-      'd.runs_succeeded as day_succeeded',
-      'd.runs_failed as day_failed',
-      'm.runs_started as month_runs',
-      'r.running',
-    ])
-    .where('s.org_slug', '=', p.org)
-    .limit(1),
+    .select(columns)
+
+const usageQuery = prepared(['day', 'month', 'org'] as const, (db, p) => joined(db, p.day, p.month).where('s.org_slug', '=', p.org).limit(1))
+
+/** The same join for many orgs at once (PostgreSQL: `= any($1)` binds the slugs as one text[] value). */
+const usageBatchQuery = prepared(['day', 'month', 'orgs'] as const, (db, p) =>
+  joined(db, p.day, p.month)
+    .where(sql<boolean>`${sql.ref('s.org_slug')} = any(${p.orgs})`)
+    .limit(MAX_COALESCED_KEYS),
 )
 
-/** One query (compiled once): the subscription's limits joined with today's, this month's and the running counters. */
-export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number) {
-  const [row] = await usageQuery(db, { day: utcDate(now), month: utcMonth(now), org: orgSlug })
-  if (!row) return null
+type UsageRow = Awaited<ReturnType<typeof usageQuery>>[number]
+export type Usage = ReturnType<typeof usageView>
+
+function usageView(row: UsageRow, now: number) {
   const running = row.running ?? 0
-  const usage = (used: number, limit: number, resets: number) => ({
+  const usage = (used: number, limit: number, resets: string) => ({
     used,
     limit,
     remaining: Math.max(0, limit - used),
-    resets_at: new Date(resets).toISOString(),
+    resets_at: resets,
   })
   return {
-    org_slug: orgSlug,
+    org_slug: row.org_slug,
     plan_name: row.plan_name,
-    daily: usage(row.day_runs ?? 0, row.daily_limit, nextUtcMidnight(now)),
-    monthly: usage(row.month_runs ?? 0, row.monthly_limit, nextMonthStart(now)),
+    daily: usage(row.day_runs ?? 0, row.daily_limit, new Date(nextUtcMidnight(now)).toISOString()),
+    monthly: usage(row.month_runs ?? 0, row.monthly_limit, new Date(nextMonthStart(now)).toISOString()),
     concurrent: { running, limit: row.concurrent_limit, remaining: Math.max(0, row.concurrent_limit - running) },
     succeeded_today: row.day_succeeded ?? 0,
     failed_today: row.day_failed ?? 0,
     requests_per_minute: row.requests_per_minute,
     triggers_per_minute: row.triggers_per_minute,
   }
+}
+
+/** One query (compiled once): the subscription's limits joined with today's, this month's and the running counters. */
+export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number): Promise<Usage | null> {
+  const [row] = await usageQuery(db, { day: utcDate(now), month: utcMonth(now), org: orgSlug })
+  return row ? usageView(row, now) : null
+}
+
+/** Many orgs in one query; an org without a subscription is absent from the map. */
+export async function readUsages(db: Kysely<Database>, orgSlugs: string[], now: number): Promise<Map<string, Usage>> {
+  const rows = await usageBatchQuery(db, { day: utcDate(now), month: utcMonth(now), orgs: orgSlugs })
+  return new Map(rows.map((row) => [row.org_slug, usageView(row, now)]))
+}
+
+/**
+ * GET quota's reader. On PostgreSQL, concurrent reads (any orgs) are coalesced into one statement
+ * that starts after each of them arrived (core/db/coalesce.ts), so the numbers stay fresh while a hot
+ * org costs one round trip per batch instead of one per request; the time (today, this month, resets)
+ * is read when the statement is sent. SQLite reads synchronously in microseconds: read directly.
+ * Readers of one org in one batch share one answer object: it must not be mutated.
+ */
+export function usageReader(db: Pick<Db, 'kysely' | 'dialect'>, now: () => number): (orgSlug: string) => Promise<Usage | null> {
+  if (db.dialect !== 'postgres') return (orgSlug) => readUsage(db.kysely, orgSlug, now())
+  const coalescer = new ReadCoalescer<string, Usage>((orgs) => readUsages(db.kysely, orgs, now()))
+  return (orgSlug) => coalescer.read(orgSlug)
 }
