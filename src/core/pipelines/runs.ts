@@ -3,9 +3,10 @@
 // nothing instead of finishing a run twice; terminal transitions release the slot in the same transaction.
 import { enqueueRunFinished } from '../webhooks/store.js'
 import { hash } from 'node:crypto'
-import { sql } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Db } from '../db/database.js'
-import type { OrgStepLogsTable, RunStatus } from '../db/schema.js'
+import type { Database, OrgStepLogsTable, RunStatus } from '../db/schema.js'
+import { prepared } from '../db/prepared.js'
 import { releaseInTransaction, releaseRun, type RunOutcome, type RunRow } from '../orgs/admission.js'
 
 export type { RunRow }
@@ -350,14 +351,15 @@ export async function releaseOrphanedSlots(db: Db, now: number, limit = 100): Pr
   return n
 }
 
+// The run views' reads are compiled once and, on PostgreSQL, run as named prepared statements: planning
+// a query over the partitioned tables (every partition's indexes) cost several times its execution.
+const runById = prepared(['org', 'run'] as const, (k, p) =>
+  k.selectFrom('org_pipeline_runs').selectAll().where('org_slug', '=', p.org).where('run_id', '=', p.run).limit(1),
+)
+
 export async function getRun(db: Db, orgSlug: string, runId: string): Promise<RunRow | undefined> {
-  return db.kysely
-    .selectFrom('org_pipeline_runs')
-    .selectAll()
-    .where('org_slug', '=', orgSlug)
-    .where('run_id', '=', runId)
-    .limit(1)
-    .executeTakeFirst()
+  const [row] = await runById(db.kysely, { org: orgSlug, run: runId })
+  return row
 }
 
 export interface RunKey {
@@ -372,18 +374,46 @@ export interface ListRunsQuery {
   pipeline_id?: string
 }
 
+/** The largest page listRuns reads: `limit + 1` rows for the largest limit (100). */
+const RUNS_PAGE_ROWS = 101
+type RunsPageKey = 'org' | 'status' | 'pipeline' | 'created' | 'run' | 'limit'
+const runsPages = new Map<string, (db: Kysely<Database>, v: Record<RunsPageKey, unknown>) => Promise<RunRow[]>>()
+
+/** One compiled statement per combination of filters, so each text stays fixed. */
+function runsPage(dialect: Db['dialect'], status: boolean, pipeline: boolean, after: boolean) {
+  const id = `${dialect}:${Number(status)}${Number(pipeline)}${Number(after)}`
+  let page = runsPages.get(id)
+  if (page) return page
+  const keys: RunsPageKey[] = ['org', 'limit']
+  if (status) keys.push('status')
+  if (pipeline) keys.push('pipeline')
+  if (after) keys.push('created', 'run')
+  page = prepared(keys, (k, p) => {
+    let q = k.selectFrom('org_pipeline_runs').selectAll().where('org_slug', '=', p.org)
+    if (status) q = q.where('status', '=', p.status as RunStatus)
+    if (pipeline) q = q.where('pipeline_id', '=', p.pipeline)
+    // A row-value comparison is one index range; the equivalent OR defeats the index on both backends.
+    if (after) q = q.where((eb) => eb(eb.refTuple('created_at', 'run_id'), '<', eb.tuple(p.created as unknown as number, p.run)))
+    q = q.orderBy('created_at', 'desc').orderBy('run_id', 'desc')
+    const limit = p.limit as unknown as number
+    if (dialect === 'sqlite') return q.limit(limit)
+    // PostgreSQL plans a LIMIT that is a parameter as if it kept 10 % of the org's runs, so the statement's
+    // generic plan looked far dearer than a custom one and was planned anew at every call. A constant
+    // inner bound (the largest page) keeps the estimate to one page and the generic plan is used.
+    return k.selectFrom(q.limit(sql.lit(RUNS_PAGE_ROWS)).as('page')).selectAll().orderBy('created_at', 'desc').orderBy('run_id', 'desc').limit(limit)
+  }) as (db: Kysely<Database>, v: Record<RunsPageKey, unknown>) => Promise<RunRow[]>
+  runsPages.set(id, page)
+  return page
+}
+
 /** Newest first, keyset on (created_at, run_id). `next` is the key to pass as `after` for the next page. */
 export async function listRuns(db: Db, orgSlug: string, q: ListRunsQuery): Promise<{ runs: RunRow[]; next: RunKey | null }> {
   const limit = Math.min(Math.max(q.limit ?? 20, 1), 100)
-  let query = db.kysely.selectFrom('org_pipeline_runs').selectAll().where('org_slug', '=', orgSlug)
-  if (q.status) query = query.where('status', '=', q.status)
-  if (q.pipeline_id) query = query.where('pipeline_id', '=', q.pipeline_id)
   const after = q.after
-  if (after) {
-    // A row-value comparison is one index range; the equivalent OR defeats the index on both backends.
-    query = query.where((eb) => eb(eb.refTuple('created_at', 'run_id'), '<', eb.tuple(after.created_at, after.run_id)))
-  }
-  const rows = await query.orderBy('created_at', 'desc').orderBy('run_id', 'desc').limit(limit + 1).execute()
+  const page = runsPage(db.dialect, Boolean(q.status), Boolean(q.pipeline_id), Boolean(after))
+  const rows = await page(db.kysely, {
+    org: orgSlug, status: q.status, pipeline: q.pipeline_id, created: after?.created_at, run: after?.run_id, limit: limit + 1,
+  })
   const runs = rows.slice(0, limit)
   const last = runs[runs.length - 1]
   return { runs, next: rows.length > limit && last ? { created_at: Number(last.created_at), run_id: last.run_id } : null }
@@ -394,6 +424,16 @@ export interface StepKey {
   log_id: string
 }
 
+const stepsFirst = prepared(['org', 'run', 'limit'] as const, (k, p) =>
+  k.selectFrom('org_step_logs').selectAll().where('org_slug', '=', p.org).where('run_id', '=', p.run)
+    .orderBy('started_at', 'asc').orderBy('log_id', 'asc').limit(p.limit as unknown as number),
+)
+const stepsAfter = prepared(['org', 'run', 'started', 'log', 'limit'] as const, (k, p) =>
+  k.selectFrom('org_step_logs').selectAll().where('org_slug', '=', p.org).where('run_id', '=', p.run)
+    .where((eb) => eb(eb.refTuple('started_at', 'log_id'), '>', eb.tuple(p.started as unknown as number, p.log)))
+    .orderBy('started_at', 'asc').orderBy('log_id', 'asc').limit(p.limit as unknown as number),
+)
+
 /** Step attempts of one run in start order, keyset on (started_at, log_id); limit max 1000. */
 export async function listStepLogs(
   db: Db,
@@ -402,16 +442,10 @@ export async function listStepLogs(
   q: { limit?: number; after?: StepKey | null },
 ): Promise<{ steps: StepLogRow[]; next: StepKey | null }> {
   const limit = Math.min(Math.max(q.limit ?? 20, 1), 1000)
-  let query = db.kysely
-    .selectFrom('org_step_logs')
-    .selectAll()
-    .where('org_slug', '=', orgSlug)
-    .where('run_id', '=', runId)
   const after = q.after
-  if (after) {
-    query = query.where((eb) => eb(eb.refTuple('started_at', 'log_id'), '>', eb.tuple(after.started_at, after.log_id)))
-  }
-  const rows = await query.orderBy('started_at', 'asc').orderBy('log_id', 'asc').limit(limit + 1).execute()
+  const rows = after
+    ? await stepsAfter(db.kysely, { org: orgSlug, run: runId, started: after.started_at, log: after.log_id, limit: limit + 1 })
+    : await stepsFirst(db.kysely, { org: orgSlug, run: runId, limit: limit + 1 })
   const steps = rows.slice(0, limit)
   const last = steps[steps.length - 1]
   return { steps, next: rows.length > limit && last ? { started_at: Number(last.started_at), log_id: last.log_id } : null }
