@@ -63,10 +63,15 @@ async function fillHistory(db: Db, slug: string, from: number, total: number, no
   else await sql`PRAGMA optimize`.execute(db.kysely)
 }
 
-/** p99 in ms of each read the run views make, over 300 calls at random places in the history. */
+/**
+ * p99 in ms of each read the run views make, over 300 calls at random places in the history. With
+ * BENCH_READS_P50 each read's p50 and p99 are printed, and those of a bare `SELECT 1`: the floor a
+ * loaded machine sets under every read.
+ */
 async function readLatencies(db: Db, slug: string, total: number): Promise<{ detail: number; steps: number; deep: number }> {
   const now = Date.now()
-  const time = async (f: (i: number) => Promise<unknown>) => {
+  const label = `${db.dialect} ${total.toLocaleString('en')} runs`
+  const time = async (name: string, f: (i: number) => Promise<unknown>) => {
     const samples: number[] = []
     for (let i = 0; i < 300; i++) {
       const t0 = performance.now()
@@ -74,15 +79,16 @@ async function readLatencies(db: Db, slug: string, total: number): Promise<{ det
       samples.push(performance.now() - t0)
     }
     samples.sort((a, b) => a - b)
-    if (process.env.BENCH_READS_P50) console.log('p50', samples[150]!.toFixed(3), 'p99', samples[297]!.toFixed(3))
+    if (process.env.BENCH_READS_P50) console.log(`${label} ${name}: p50 ${samples[150]!.toFixed(3)} p99 ${samples[297]!.toFixed(3)} ms`)
     return samples[Math.floor(samples.length * 0.99)]!
   }
   const pick = (i: number) => Math.floor(((i * 7919) % 300) / 300 * total)
+  if (process.env.BENCH_READS_P50) await time('SELECT 1', () => sql`SELECT 1`.execute(db.kysely))
   return {
-    detail: await time((i) => getRun(db, slug, `run_hist_${pick(i)}`)),
-    steps: await time((i) => listStepLogs(db, slug, `run_hist_${i % 1000}`, { limit: 100 })),
+    detail: await time('detail', (i) => getRun(db, slug, `run_hist_${pick(i)}`)),
+    steps: await time('steps', (i) => listStepLogs(db, slug, `run_hist_${i % 1000}`, { limit: 100 })),
     // A page deep in the history: the keyset position of a run far from the newest.
-    deep: await time((i) => listRuns(db, slug, { limit: 50, after: { created_at: now - pick(i) * 2, run_id: `run_hist_${pick(i)}` } })),
+    deep: await time('deep page', (i) => listRuns(db, slug, { limit: 50, after: { created_at: now - pick(i) * 2, run_id: `run_hist_${pick(i)}` } })),
   }
 }
 
