@@ -14,7 +14,7 @@ import { triggerScope } from '../../core/orgs/onboarding.js'
 import { requireUsableCredential } from '../dependencies/credential-check.js'
 import { computeDedupKey, getRun, listRuns, listStepLogs, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
 import { DEFAULT_RUN_MAX_ATTEMPTS, type Engine } from '../../core/pipelines/engine.js'
-import type { PipelineTemplate } from '../../core/pipelines/templates.js'
+import type { PipelineTemplate, TemplateCatalog } from '../../core/pipelines/templates.js'
 import { runWatchState, waitForRunChange } from './run-events.js'
 
 const Segment = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', maxLength: 64 })
@@ -173,6 +173,8 @@ export function stepView(s: StepLogRow) {
   }
 }
 
+const catalogJson = new WeakMap<TemplateCatalog, string>()
+
 function catalogView(t: PipelineTemplate) {
   return {
     id: t.id,
@@ -216,9 +218,16 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
   app.get(
     '/api/v1/pipelines',
     { config: { auth: 'org_or_admin' }, schema: { response: { 200: CatalogResponse, ...errorResponses } } },
-    async () => {
-      const list = engineOf(ctx).catalog.list().map(catalogView)
-      return { pipelines: list, total: list.length }
+    async (_req, reply) => {
+      // The catalogue never changes while the process runs: serialized once (by the route's own
+      // response serializer), then sent as is.
+      const catalog = engineOf(ctx).catalog
+      let json = catalogJson.get(catalog)
+      if (json === undefined) {
+        const list = catalog.list().map(catalogView)
+        catalogJson.set(catalog, (json = reply.serializeInput({ pipelines: list, total: list.length }, '200') as string))
+      }
+      return reply.type('application/json; charset=utf-8').send(json as never)
     },
   )
 
