@@ -46,10 +46,11 @@ export function consoleRoutes(app: App, ctx: AppContext, opts: ConsoleRouteOptio
   const maxAge = Math.floor(ctx.config.console.absoluteMs / 1000)
   const db = ctx.db.kysely
 
-  app.addHook('onSend', async (req, reply, payload) => {
+  // Callback form: it runs on every response, and an async hook costs a promise each time.
+  app.addHook('onSend', (req, reply, payload, done) => {
     if (req.url === '/console' || req.url.startsWith('/console/')) reply.headers(CONSOLE_HEADERS)
     else if (!reply.hasHeader('X-Content-Type-Options')) reply.header('X-Content-Type-Options', 'nosniff')
-    return payload
+    done(null, payload)
   })
 
   async function view(s: SessionRow, token: string, svc: SessionService) {
