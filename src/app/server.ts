@@ -37,6 +37,13 @@ const addFormats = addFormatsModule.default ?? addFormatsModule
 const GUARDS: GuardKind[] = ['admin', 'org', 'org_or_admin', 'public']
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const NO_QUERY = Type.Object({}, { additionalProperties: false })
+const BODY_METHODS = new Set(['POST', 'PUT', 'DELETE'])
+
+/** Callback form: hooks that do not wait skip the promise an async hook costs per request. */
+function emptyBodyAsObject(req: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  if (req.body === undefined && BODY_METHODS.has(req.method)) req.body = {}
+  done()
+}
 
 export interface RouteInfo {
   method: string
@@ -186,6 +193,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     const schema = route.schema as Record<string, unknown>
     const input = Object.fromEntries(['params', 'querystring', 'body', 'headers'].filter((k) => schema[k]).map((k) => [k, schema[k]]))
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, auth: auth as GuardKind, input })
+    // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none: a hook on the
+    // routes that take a body only, so GET routes run no hook for it.
+    if ([route.method].flat().some((m) => BODY_METHODS.has(m))) {
+      route.preValidation = [emptyBodyAsObject, ...[route.preValidation ?? []].flat()]
+    }
   })
 
   app.decorateRequest('auth', null)
@@ -197,13 +209,6 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   })
 
   // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.
-  // Hooks that do not wait take Fastify's callback form: an async hook costs a promise per request.
-  app.addHook('preValidation', (req, _reply, done) => {
-    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE')) {
-      req.body = {}
-    }
-    done()
-  })
 
   const accessLog = createAccessLog(ctx.logger)
   // The labelled children, looked up once per (method, route, status) instead of hashing labels per request.
