@@ -1,7 +1,9 @@
 // One access line per request, with validated fields only: no header, query or body value reaches it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
 import { buildTestApp } from '../helpers/app.js'
+import { createAccessLog, createLogger, flushAccessLines } from '../../src/core/observability/logger.js'
 
 test('each request writes exactly one access line with route template, status, duration, org and request id', async () => {
   const t = await buildTestApp('sqlite', { env: { LOG_LEVEL: 'info' } })
@@ -50,4 +52,25 @@ test('at warn, requests write no access line', async () => {
   } finally {
     await t.close()
   }
+})
+
+test('access lines are written in batches: in order with other lines, within 250 ms, and at once past 4 KB', async () => {
+  const chunks: string[] = []
+  const logger = createLogger('info', new Writable({ write(chunk, _enc, cb) { chunks.push(String(chunk)); cb() } }))
+  const access = createAccessLog(logger)
+  const line = (n: number) => ({ req_id: `req-${n}`, method: 'GET', route: '/health', status: 200, ms: 1 })
+  access(line(1))
+  access(line(2))
+  assert.equal(chunks.length, 0, 'two short lines wait')
+  logger.error('after two requests')
+  const msgs = () => chunks.join('').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; req_id?: string })
+  assert.deepEqual(msgs().map((l) => l.req_id ?? l.msg), ['req-1', 'req-2', 'after two requests'], 'the waiting lines are written first')
+  access(line(3))
+  await new Promise((r) => setTimeout(r, 400))
+  assert.equal(msgs().at(-1)!.req_id, 'req-3', 'written by the timer')
+  const before = chunks.length
+  for (let i = 0; i < 40; i++) access(line(100 + i))
+  assert.ok(chunks.length > before, 'past 4 KB the batch is written without waiting')
+  flushAccessLines()
+  assert.equal(msgs().filter((l) => l.msg === 'request').length, 43)
 })

@@ -57,7 +57,7 @@ for (const backend of backendNames()) {
       const rotated = await t.app.inject({ method: 'POST', url: '/api/v1/organizations/leak-org/api-key/rotate', headers: t.org(key), payload: {} })
       const newKey = rotated.json().api_key as string
       const logged = t.logs.join('')
-      assert.ok(t.logs.length > 5)
+      assert.ok(logged.split('\n').filter(Boolean).length > 5, 'lines were logged')
       for (const secret of [key, newKey, TEST_ROOT_KEY, key.slice(3, 33)]) assert.ok(!logged.includes(secret), 'secret found in logs')
     })
   })

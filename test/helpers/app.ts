@@ -5,6 +5,7 @@ import { createRuntime, type Runtime } from '../../src/app/runtime.js'
 import { buildApp, type App } from '../../src/app/server.js'
 import type { AppContext } from '../../src/app/context.js'
 import type { Clock } from '../../src/core/clock.js'
+import { flushAccessLines } from '../../src/core/observability/logger.js'
 import { freshBackend, testEnv, TEST_ROOT_KEY, type BackendName, type TestBackend } from './backends.js'
 
 export { TEST_ROOT_KEY }
@@ -37,7 +38,8 @@ export async function buildTestApp(name: BackendName, opts: TestAppOptions = {})
   const logs: string[] = []
   const sink = new Writable({
     write(chunk, _enc, cb) {
-      logs.push(String(chunk))
+      // One entry per line: access lines arrive joined in chunks.
+      for (const line of String(chunk).split(/(?<=\n)/)) if (line) logs.push(line)
       cb()
     },
   })
@@ -52,7 +54,11 @@ export async function buildTestApp(name: BackendName, opts: TestAppOptions = {})
     ctx: runtime.ctx,
     runtime,
     backend,
-    logs,
+    // Access lines wait in a batch (logger.ts): whoever reads the log sees them all.
+    get logs() {
+      flushAccessLines()
+      return logs
+    },
     root,
     org: (key) => ({ 'x-api-key': key }),
     async datasetOf(slug) {
