@@ -22,6 +22,35 @@ export class ManualClock implements Clock {
 export const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10)
 export const utcMonth = (ms: number) => new Date(ms).toISOString().slice(0, 7)
 
+/** The UTC day and month an instant falls in, with the next roll-overs (ISO text included). */
+export interface UtcCalendar {
+  /** [start, end) of the UTC day. */
+  start: number
+  end: number
+  day: string
+  month: string
+  nextMidnightIso: string
+  nextMonthStartIso: string
+}
+
+let lastCalendar: UtcCalendar | null = null
+
+/** Computed once per UTC day and reused for every instant in it (hot reads format these per request). */
+export function utcCalendar(now: number): UtcCalendar {
+  const c = lastCalendar
+  if (c && now >= c.start && now < c.end) return c
+  const start = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate())
+  const end = nextUtcMidnight(now)
+  return (lastCalendar = {
+    start,
+    end,
+    day: utcDate(now),
+    month: utcMonth(now),
+    nextMidnightIso: new Date(end).toISOString(),
+    nextMonthStartIso: new Date(nextMonthStart(now)).toISOString(),
+  })
+}
+
 export function nextUtcMidnight(now: number): number {
   const d = new Date(now)
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)

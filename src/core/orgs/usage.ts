@@ -4,7 +4,7 @@ import type { Database } from '../db/schema.js'
 import type { Db } from '../db/database.js'
 import { prepared } from '../db/prepared.js'
 import { MAX_COALESCED_KEYS, ReadCoalescer } from '../db/coalesce.js'
-import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
+import { utcCalendar } from '../clock.js'
 
 const columns = [
   's.org_slug',
@@ -41,19 +41,16 @@ const usageBatchQuery = prepared(['day', 'month', 'orgs'] as const, (db, p) =>
 type UsageRow = Awaited<ReturnType<typeof usageQuery>>[number]
 export type Usage = ReturnType<typeof usageView>
 
+const usage = (used: number, limit: number, resetsAt: string) => ({ used, limit, remaining: Math.max(0, limit - used), resets_at: resetsAt })
+
 function usageView(row: UsageRow, now: number) {
+  const cal = utcCalendar(now)
   const running = row.running ?? 0
-  const usage = (used: number, limit: number, resets: string) => ({
-    used,
-    limit,
-    remaining: Math.max(0, limit - used),
-    resets_at: resets,
-  })
   return {
     org_slug: row.org_slug,
     plan_name: row.plan_name,
-    daily: usage(row.day_runs ?? 0, row.daily_limit, new Date(nextUtcMidnight(now)).toISOString()),
-    monthly: usage(row.month_runs ?? 0, row.monthly_limit, new Date(nextMonthStart(now)).toISOString()),
+    daily: usage(row.day_runs ?? 0, row.daily_limit, cal.nextMidnightIso),
+    monthly: usage(row.month_runs ?? 0, row.monthly_limit, cal.nextMonthStartIso),
     concurrent: { running, limit: row.concurrent_limit, remaining: Math.max(0, row.concurrent_limit - running) },
     succeeded_today: row.day_succeeded ?? 0,
     failed_today: row.day_failed ?? 0,
@@ -64,13 +61,13 @@ function usageView(row: UsageRow, now: number) {
 
 /** One query (compiled once): the subscription's limits joined with today's, this month's and the running counters. */
 export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number): Promise<Usage | null> {
-  const [row] = await usageQuery(db, { day: utcDate(now), month: utcMonth(now), org: orgSlug })
+  const [row] = await usageQuery(db, { day: utcCalendar(now).day, month: utcCalendar(now).month, org: orgSlug })
   return row ? usageView(row, now) : null
 }
 
 /** Many orgs in one query; an org without a subscription is absent from the map. */
 export async function readUsages(db: Kysely<Database>, orgSlugs: string[], now: number): Promise<Map<string, Usage>> {
-  const rows = await usageBatchQuery(db, { day: utcDate(now), month: utcMonth(now), orgs: orgSlugs })
+  const rows = await usageBatchQuery(db, { day: utcCalendar(now).day, month: utcCalendar(now).month, orgs: orgSlugs })
   return new Map(rows.map((row) => [row.org_slug, usageView(row, now)]))
 }
 
