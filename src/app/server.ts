@@ -108,7 +108,7 @@ async function answerFrameworkError(ctx: AppContext, err: FastifyError, req: Fas
   reply.header('X-Request-ID', String(req.id))
   try {
     if (ctx.rateLimits.enabled) {
-      await ctx.rateLimits.checkGlobal()
+      ctx.rateLimits.checkGlobal()
       ctx.rateLimits.assertNotBlocked(req.ip)
     }
     await ctx.rateLimits.checkIp(req.ip, reply)
@@ -203,9 +203,18 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   app.decorateRequest('auth', null)
   app.decorateRequest('consoleSession', null)
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback form: a cached key is decided without a promise (runGuard), the rest waits for the check.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('X-Request-ID', String(req.id))
-    await runGuard(ctx, req, reply)
+    let waiting: void | Promise<void>
+    try {
+      waiting = runGuard(ctx, req, reply)
+    } catch (err) {
+      done(err as FastifyError)
+      return
+    }
+    if (waiting) waiting.then(() => done(), done)
+    else done()
   })
 
   // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.

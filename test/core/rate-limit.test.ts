@@ -3,6 +3,8 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { backendNames, freshBackend, needsPostgres, needsRedis, REDIS_URL } from '../helpers/backends.js'
 import { buildTestApp } from '../helpers/app.js'
+import { RateLimiterRes } from 'rate-limiter-flexible'
+import { MemoryWindows } from '../../src/app/dependencies/rate-limit.js'
 
 for (const backend of backendNames()) {
   describe(`rate limits (${backend})`, () => {
@@ -84,4 +86,16 @@ describe('shared counters', () => {
   test('per-org limit is shared by two instances through Redis', { skip: needsPostgres() || needsRedis() }, () =>
     sharedAcrossInstances({ REDIS_URL: REDIS_URL! }),
   )
+})
+
+test('memory windows: a fixed window per key from its first point, refusals say when it ends, and keys are bounded', () => {
+  const w = new MemoryWindows(3, 60_000, 2)
+  const t0 = 1_000_000
+  assert.deepEqual([1, 2, 3].map((i) => w.takeNow('a', t0 + i).remainingPoints), [2, 1, 0])
+  assert.throws(() => w.takeNow('a', t0 + 10), (err: unknown) => err instanceof RateLimiterRes && err.remainingPoints === 0 && err.msBeforeNext === 60_000 - 9)
+  assert.equal(w.takeNow('b', t0 + 10).remainingPoints, 2, 'another key has its own window')
+  assert.equal(w.takeNow('a', t0 + 1 + 60_000).remainingPoints, 2, 'a new window once the first has ended')
+  // At most two keys: the least recently used one is dropped (and starts afresh).
+  w.takeNow('c', t0 + 20)
+  assert.equal(w.takeNow('b', t0 + 30).remainingPoints, 2, 'b was dropped for c and starts a new window')
 })

@@ -126,6 +126,20 @@ export class AuthService {
     return this.lookupKey(keyId, 'k.key_id')
   }
 
+  /**
+   * An org key's identity when it is cached and still valid, without waiting (runGuard's fast path);
+   * undefined when the key must go through verifyOrgKey (not cached, expired, or malformed).
+   */
+  cachedOrgKey(key: string): OrgIdentity | undefined {
+    if (!isWellFormedApiKey(key)) return undefined
+    const cached = this.positive.get(hashApiKey(key))
+    if (!cached) return undefined
+    const now = this.clock.now()
+    if (!stillValid(cached, now)) return undefined
+    this.touch(cached.key_id, now)
+    return cached
+  }
+
   private async lookupKey(value: string, column: 'k.key_hash' | 'k.key_id'): Promise<OrgIdentity | null> {
     const cacheKey = column === 'k.key_hash' ? value : `id:${value}`
     const now = this.clock.now()
@@ -368,13 +382,33 @@ export async function getOrgOrAdminAuth(deps: GuardDeps, req: FastifyRequest): P
   return session.kind === 'org' ? checkOrgPath(req, session) : session
 }
 
-/** onRequest hook body: runs the route's guard, then the matching request rate limits. */
-export async function runGuard(deps: GuardDeps, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * onRequest hook body: runs the route's guard, then the matching request rate limits. The common case
+ * (an org key already in the cache, counters in this process) is decided without waiting: it returns
+ * nothing, or throws the refusal; anything else returns the promise of the full check.
+ */
+export function runGuard(deps: GuardDeps, req: FastifyRequest, reply: FastifyReply): void | Promise<void> {
   const guard = req.routeOptions.config.auth ?? 'public'
+  if (guard !== 'org' && guard !== 'org_or_admin') return guardInFull(deps, req, reply, guard)
+  const key = header(req, 'x-api-key')
+  if (key === undefined || key.length > 128 || header(req, 'x-ca-root-key') !== undefined) return guardInFull(deps, req, reply, guard)
+  const identity = deps.auth.cachedOrgKey(key)
+  if (!identity) return guardInFull(deps, req, reply, guard)
+  // The same steps, in the same order, as below for a key: global ceiling, path org, org limit.
+  req.auth = null
+  req.consoleSession = null
+  if (deps.rateLimits.enabled) deps.rateLimits.checkGlobal()
+  checkOrgPath(req, identity)
+  req.auth = identity
+  if (deps.rateLimits.consumeNow('org', identity.org_slug, identity.requests_per_minute, reply)) return
+  return deps.rateLimits.consume('org', identity.org_slug, identity.requests_per_minute, reply)
+}
+
+async function guardInFull(deps: GuardDeps, req: FastifyRequest, reply: FastifyReply, guard: GuardKind): Promise<void> {
   req.auth = null
   req.consoleSession = null
   // The failed-auth block is checked only on failing attempts (failAuth/missingKey), never here.
-  if (deps.rateLimits.enabled) await deps.rateLimits.checkGlobal()
+  if (deps.rateLimits.enabled) deps.rateLimits.checkGlobal()
   if (guard === 'public') {
     await deps.rateLimits.checkIp(req.ip, reply)
     return

@@ -9,12 +9,7 @@ import type { FastifyReply } from 'fastify'
 import type pg from 'pg'
 import { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import {
-  RateLimiterMemory,
-  RateLimiterPostgres,
-  RateLimiterRedis,
-  RateLimiterRes,
-} from 'rate-limiter-flexible'
+import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import type { Logger } from 'pino'
 import { ApiError, type ErrorCode } from '../errors.js'
 import { RATE_LIMIT_TABLE } from '../../core/db/rate-limit-table.js'
@@ -84,9 +79,42 @@ function storeFailureReason(store: RateLimitStore['kind'], err: unknown): string
   return msg.includes('table creation') ? 'table could not be created' : 'query failed'
 }
 
+/**
+ * Fixed one-minute windows per key, in this process's memory, decided synchronously: the library's
+ * memory limiter answers with a promise, a cost on every request for a counter that is only a map
+ * entry. A window starts at a key's first point, like the library's. At most `max` keys are kept (the
+ * least recently used go first), so a flood of distinct keys cannot grow memory without bound.
+ */
+export class MemoryWindows implements Limiter {
+  private readonly windows: LRUCache<string, { used: number; resetAt: number }>
+  constructor(
+    private readonly points: number,
+    private readonly durationMs = 60_000,
+    max = 100_000,
+  ) {
+    this.windows = new LRUCache({ max })
+  }
+
+  /** One point now: what is left, or a thrown RateLimiterRes when the window is spent (as the library does). */
+  takeNow(key: string, now = Date.now()): RateLimiterRes {
+    let w = this.windows.get(key)
+    if (!w || w.resetAt <= now) this.windows.set(key, (w = { used: 0, resetAt: now + this.durationMs }))
+    w.used++
+    const res = new RateLimiterRes(Math.max(0, this.points - w.used), w.resetAt - now, w.used, w.used === 1)
+    if (w.used > this.points) throw res
+    return res
+  }
+
+  async consume(key: string, points = 1): Promise<RateLimiterRes> {
+    if (points !== 1) throw new Error('memory windows take one point at a time')
+    return this.takeNow(key)
+  }
+}
+
 export class RateLimits {
   private readonly limiters = new Map<string, Limiter>()
-  private readonly fallbacks = new Map<string, RateLimiterMemory>()
+  private readonly fallbacks = new Map<string, MemoryWindows>()
+  private readonly memory = new Map<string, MemoryWindows>()
   private redis: Redis | null = null
   private tableReady: Promise<void> | null = null
   private tableRetryAt = 0
@@ -94,11 +122,14 @@ export class RateLimits {
   private nextProbeAt = 0
   /** IPs over the failed-auth limit, blocked on this instance without a store round trip. */
   private readonly blocked = new LRUCache<string, number>({ max: 50_000 })
-  private readonly global: RateLimiterMemory
+  private readonly global: MemoryWindows
+  /** Counters live in Redis or PostgreSQL (every instance shares them), not in this process. */
+  private readonly shared: boolean
 
   constructor(private readonly store: RateLimitStore, private readonly opts: RateLimitOptions) {
     // The global ceiling protects this process, so it is kept per instance.
-    this.global = new RateLimiterMemory({ points: opts.globalPerMinute, duration: 60, keyPrefix: 'global' })
+    this.global = new MemoryWindows(opts.globalPerMinute)
+    this.shared = (store.kind === 'redis' && !!store.redisUrl) || (store.kind === 'postgres' && store.pgPool !== undefined)
     if (store.kind === 'redis' && store.redisUrl) {
       this.redis = new Redis(store.redisUrl, {
         enableOfflineQueue: false,
@@ -138,15 +169,8 @@ export class RateLimits {
   }
 
   /** Per-process counters used while the shared store fails (or for kinds that never fail closed). */
-  private fallbackLimiter(kind: LimitKind, points: number): RateLimiterMemory {
-    const name = `${kind}:${points}`
-    let l = this.fallbacks.get(name)
-    if (!l) {
-      if (this.fallbacks.size > 1000) this.fallbacks.clear()
-      l = new RateLimiterMemory({ points, duration: 60, keyPrefix: `tf_fallback_${kind}_${points}` })
-      this.fallbacks.set(name, l)
-    }
-    return l
+  private fallbackLimiter(kind: LimitKind, points: number): MemoryWindows {
+    return windowsFor(this.fallbacks, kind, points)
   }
 
   private ensureTable(pool: pg.Pool, base: { points: number; duration: number; keyPrefix: string }): Promise<void> {
@@ -186,7 +210,7 @@ export class RateLimits {
       // Points are reserved in blocks, so a busy org costs one write per block, not one per request.
       l = new PgBlockLimiter(pool, points, base.keyPrefix, TABLE)
     } else {
-      l = new RateLimiterMemory(base)
+      l = windowsFor(this.memory, kind, points)
     }
     if (this.limiters.size > 1000) this.limiters.clear()
     this.limiters.set(name, l)
@@ -195,9 +219,6 @@ export class RateLimits {
 
   /** One point from the shared store; when the store fails, from the configured fallback. */
   private async take(kind: LimitKind, key: string, perMinute: number): Promise<RateLimiterRes> {
-    if (kind === 'global') return this.global.consume(key, 1)
-    const shared = this.redis !== null || (this.store.kind === 'postgres' && this.store.pgPool !== undefined)
-    if (!shared) return (await this.limiter(kind, perMinute)).consume(key, 1)
     const probing = this.failure !== null
     if (!probing || Date.now() >= this.nextProbeAt) {
       if (probing) this.nextProbeAt = Date.now() + PROBE_INTERVAL_MS
@@ -219,23 +240,36 @@ export class RateLimits {
 
   /** Consumes one point; on refusal throws a 429 ApiError with Retry-After. Sets RateLimit headers on the reply. */
   async consume(kind: LimitKind, key: string, perMinute: number, reply?: FastifyReply): Promise<void> {
-    if (!this.opts.enabled) return
+    if (this.consumeNow(kind, key, perMinute, reply)) return
     try {
       const res = await this.take(kind, key, perMinute)
       if (reply) setHeaders(reply, kind, perMinute, res)
     } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err
-      const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000))
-      const headers: Record<string, string> = {
-        'RateLimit-Policy': `"${kind}";q=${perMinute};w=60`,
-        RateLimit: `"${kind}";r=0;t=${retryAfter}`,
-      }
-      throw new ApiError(CODES[kind], { retryAfterSeconds: retryAfter, headers })
+      throw refusal(kind, perMinute, err)
     }
   }
 
-  async checkGlobal(): Promise<void> {
-    await this.consume('global', 'all', this.opts.globalPerMinute)
+  /**
+   * Decides at once when the kind's counters are in this process (the global ceiling always; every
+   * kind on the embedded store): true when decided (a refusal throws the 429), false when the
+   * counters are shared and the caller must await consume().
+   */
+  consumeNow(kind: LimitKind, key: string, perMinute: number, reply?: FastifyReply): boolean {
+    if (!this.opts.enabled) return true
+    if (kind !== 'global' && this.shared) return false
+    const windows = kind === 'global' ? this.global : windowsFor(this.memory, kind, perMinute)
+    try {
+      const res = windows.takeNow(key)
+      if (reply) setHeaders(reply, kind, perMinute, res)
+    } catch (err) {
+      throw refusal(kind, perMinute, err)
+    }
+    return true
+  }
+
+  /** The process's global ceiling: always in memory, so always decided at once. */
+  checkGlobal(): void {
+    this.consumeNow('global', 'all', this.opts.globalPerMinute)
   }
 
   async checkIp(ip: string, reply?: FastifyReply): Promise<void> {
@@ -272,6 +306,28 @@ export class RateLimits {
       this.redis = null
     }
   }
+}
+
+/** The per-process windows for one kind and limit (at most 1000 distinct limits are kept). */
+function windowsFor(map: Map<string, MemoryWindows>, kind: LimitKind, points: number): MemoryWindows {
+  const name = `${kind}:${points}`
+  let w = map.get(name)
+  if (!w) {
+    if (map.size > 1000) map.clear()
+    map.set(name, (w = new MemoryWindows(points)))
+  }
+  return w
+}
+
+/** A spent window becomes the kind's 429 with Retry-After and RateLimit headers; any other error passes through. */
+function refusal(kind: LimitKind, perMinute: number, err: unknown): unknown {
+  if (!(err instanceof RateLimiterRes)) return err
+  const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000))
+  const headers: Record<string, string> = {
+    'RateLimit-Policy': `"${kind}";q=${perMinute};w=60`,
+    RateLimit: `"${kind}";r=0;t=${retryAfter}`,
+  }
+  return new ApiError(CODES[kind], { retryAfterSeconds: retryAfter, headers })
 }
 
 function setHeaders(reply: FastifyReply, kind: LimitKind, perMinute: number, res: RateLimiterRes): void {
