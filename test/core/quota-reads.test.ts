@@ -1,5 +1,6 @@
-// Fresh quota reads (issue 12): on PostgreSQL concurrent reads are coalesced into one statement that
-// starts after each read arrived; SQLite reads directly. A read asked after an admission committed
+// Fresh quota reads (issue 12): concurrent reads are coalesced into one statement that starts after
+// each read arrived (PostgreSQL: what arrives during a round trip; SQLite: what arrives in one turn of
+// the event loop). A read asked after an admission committed
 // (here through another handle, as another process would) sees it, even while a statement was already
 // in flight when it arrived.
 import { describe, test } from 'node:test'
@@ -79,6 +80,20 @@ describe('read coalescer', () => {
     assert.equal(await c.read('b'), 4, 'not stuck after failures')
   })
 
+  test('nextTurn: reads asked in one turn go together in one statement, run on the next turn, never before a read was asked', async () => {
+    const sent: string[][] = []
+    const c = new ReadCoalescer<string, number>(async (keys) => {
+      sent.push(keys)
+      return new Map(keys.map((k) => [k, sent.length]))
+    }, 100, 1, true)
+    const first = ['a', 'b', 'a'].map((k) => c.read(k))
+    assert.equal(sent.length, 0, 'nothing is sent in the turn the reads were asked in')
+    assert.deepEqual(await Promise.all(first), [1, 1, 1])
+    assert.deepEqual(sent, [['a', 'b']])
+    const later = c.read('a')
+    assert.equal(await later, 2, 'a read of a later turn gets a statement of its own')
+  })
+
   test('a run that throws before returning a promise fails its reads without wedging the coalescer', async () => {
     let n = 0
     const c = new ReadCoalescer<string, number>((keys) => {
@@ -152,7 +167,7 @@ for (const backend of backendNames()) {
       }
     })
 
-    test('40 concurrent reads of one org: one shared statement after the first on PostgreSQL, direct reads on SQLite', async () => {
+    test('40 concurrent reads of one org: one shared statement after the first on PostgreSQL, one for the turn on SQLite', async () => {
       const store = await openStore(backend)
       try {
         await createOrg(store.db, 'hot', { daily_limit: 77 })
@@ -165,7 +180,7 @@ for (const backend of backendNames()) {
           assert.equal(a!.daily.limit, 77)
         }
         if (backend === 'postgres') assert.ok(probe.statements <= 2, `${probe.statements} statements`)
-        else assert.equal(probe.statements, 40)
+        else assert.equal(probe.statements, 1, 'reads asked in one turn share the statement run on the next')
       } finally {
         await store.cleanup()
       }
@@ -193,7 +208,7 @@ for (const backend of backendNames()) {
           const expected = names[i] === 'alpha' ? { limit: 11, used: 0, concurrent: 5 } : { limit: 22, used: 2, concurrent: 6 }
           assert.deepEqual({ limit: a!.daily.limit, used: a!.daily.used, concurrent: a!.concurrent.limit }, expected)
         }
-        assert.equal(probe.statements, backend === 'postgres' ? 2 : 6)
+        assert.equal(probe.statements, 2)
       } finally {
         await store.cleanup()
       }
@@ -213,8 +228,8 @@ for (const backend of backendNames()) {
         held.release()
         assert.equal((await opener)!.org_slug, 'alpha')
         const settled = await Promise.allSettled(reads)
-        // PostgreSQL: both were in the failed statement. SQLite: each read is its own, the first failed.
-        assert.deepEqual(settled.map((s) => s.status), backend === 'postgres' ? ['rejected', 'rejected'] : ['rejected', 'fulfilled'])
+        // Both were in the failed statement.
+        assert.deepEqual(settled.map((s) => s.status), ['rejected', 'rejected'])
         assert.equal((await read('beta'))!.org_slug, 'beta')
       } finally {
         await store.cleanup()

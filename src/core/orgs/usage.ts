@@ -38,6 +38,13 @@ const usageBatchQuery = prepared(['day', 'month', 'orgs'] as const, (db, p) =>
     .limit(MAX_COALESCED_KEYS),
 )
 
+/** SQLite: the slugs bound as one JSON array value, unpacked by json_each. */
+const usageBatchQuerySqlite = prepared(['day', 'month', 'orgs'] as const, (db, p) =>
+  joined(db, p.day, p.month)
+    .where(sql<boolean>`${sql.ref('s.org_slug')} in (select value from json_each(${p.orgs}))`)
+    .limit(MAX_COALESCED_KEYS),
+)
+
 type UsageRow = Awaited<ReturnType<typeof usageQuery>>[number]
 export type Usage = ReturnType<typeof usageView>
 
@@ -66,20 +73,25 @@ export async function readUsage(db: Kysely<Database>, orgSlug: string, now: numb
 }
 
 /** Many orgs in one query; an org without a subscription is absent from the map. */
-export async function readUsages(db: Kysely<Database>, orgSlugs: string[], now: number): Promise<Map<string, Usage>> {
-  const rows = await usageBatchQuery(db, { day: utcCalendar(now).day, month: utcCalendar(now).month, orgs: orgSlugs })
+export async function readUsages(db: Pick<Db, 'kysely' | 'dialect'>, orgSlugs: string[], now: number): Promise<Map<string, Usage>> {
+  const cal = utcCalendar(now)
+  const rows =
+    db.dialect === 'postgres'
+      ? await usageBatchQuery(db.kysely, { day: cal.day, month: cal.month, orgs: orgSlugs })
+      : await usageBatchQuerySqlite(db.kysely, { day: cal.day, month: cal.month, orgs: JSON.stringify(orgSlugs) })
   return new Map(rows.map((row) => [row.org_slug, usageView(row, now)]))
 }
 
 /**
- * GET quota's reader. On PostgreSQL, concurrent reads (any orgs) are coalesced into one statement
- * that starts after each of them arrived (core/db/coalesce.ts), so the numbers stay fresh while a hot
- * org costs one round trip per batch instead of one per request; the time (today, this month, resets)
- * is read when the statement is sent. SQLite reads synchronously in microseconds: read directly.
+ * GET quota's reader. Concurrent reads (any orgs) are coalesced into one statement that starts after
+ * each of them arrived (core/db/coalesce.ts), so the numbers stay fresh while a hot org costs one
+ * statement per batch instead of one per request; the time (today, this month, resets) is read when
+ * the statement is sent. On PostgreSQL a batch is what arrives while the previous statement's round
+ * trip runs; on SQLite, which answers synchronously, what arrives within one turn of the event loop
+ * (each SQLite read also takes and drops the WAL read lock, two system calls, whatever it reads).
  * Readers of one org in one batch share one answer object: it must not be mutated.
  */
 export function usageReader(db: Pick<Db, 'kysely' | 'dialect'>, now: () => number): (orgSlug: string) => Promise<Usage | null> {
-  if (db.dialect !== 'postgres') return (orgSlug) => readUsage(db.kysely, orgSlug, now())
-  const coalescer = new ReadCoalescer<string, Usage>((orgs) => readUsages(db.kysely, orgs, now()))
+  const coalescer = new ReadCoalescer<string, Usage>((orgs) => readUsages(db, orgs, now()), MAX_COALESCED_KEYS, 1, db.dialect !== 'postgres')
   return (orgSlug) => coalescer.read(orgSlug)
 }
