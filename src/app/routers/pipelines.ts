@@ -255,7 +255,8 @@ export function pipelineRoutes(app: App, ctx: AppContext): void {
       const idemKey = req.headers['idempotency-key'] as string | undefined
       // Scoped by the org incarnation: a re-onboarded org with the same slug never sees the old org's records.
       const scope = triggerScope(auth.dataset_id)
-      const hash = createHash('sha256').update(`${template.id}\n${JSON.stringify(input ?? {})}`).digest('hex')
+      // Only a request with an Idempotency-Key is compared with a stored one.
+      const hash = idemKey ? createHash('sha256').update(`${template.id}\n${JSON.stringify(input ?? {})}`).digest('hex') : ''
       if (idemKey) {
         const replay = await findTriggerReplay(ctx, scope, idemKey, hash)
         if (replay) {
