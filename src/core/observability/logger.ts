@@ -1,6 +1,7 @@
 // The process logger: pino JSON lines, field redaction for auth headers and credential fields, and
 // value scrubbing of every serialized line (decrypted secrets in use, org keys, provider keys, PEM
-// private keys, bearer tokens) before it reaches the destination.
+// private keys, bearer tokens) before it reaches the destination. The one exception is the access
+// line, built from validated values only (its client-sent request id is scrubbed): createAccessLog.
 import { hostname } from 'node:os'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { pinoRedactPaths, REDACTED, scrubText } from '../security/scrub.js'
