@@ -132,10 +132,17 @@ export class AuthService {
    */
   cachedOrgKey(key: string): OrgIdentity | undefined {
     if (!isWellFormedApiKey(key)) return undefined
-    const cached = this.positive.get(hashApiKey(key))
+    return this.cachedHit(hashApiKey(key), this.clock.now())
+  }
+
+  /** A cached identity still valid at `now` (its use is recorded); a stale entry is dropped. */
+  private cachedHit(cacheKey: string, now: number): OrgIdentity | undefined {
+    const cached = this.positive.get(cacheKey)
     if (!cached) return undefined
-    const now = this.clock.now()
-    if (!stillValid(cached, now)) return undefined
+    if (!stillValid(cached, now)) {
+      this.positive.delete(cacheKey)
+      return undefined
+    }
     this.touch(cached.key_id, now)
     return cached
   }
@@ -143,14 +150,8 @@ export class AuthService {
   private async lookupKey(value: string, column: 'k.key_hash' | 'k.key_id'): Promise<OrgIdentity | null> {
     const cacheKey = column === 'k.key_hash' ? value : `id:${value}`
     const now = this.clock.now()
-    const cached = this.positive.get(cacheKey)
-    if (cached) {
-      if (stillValid(cached, now)) {
-        this.touch(cached.key_id, now)
-        return cached
-      }
-      this.positive.delete(cacheKey)
-    }
+    const cached = this.cachedHit(cacheKey, now)
+    if (cached) return cached
     if (this.negative.has(cacheKey)) return null
     const gen = this.generation
     this.lookups++
