@@ -39,7 +39,8 @@ let lastCalendar: UtcCalendar | null = null
 export function utcCalendar(now: number): UtcCalendar {
   const c = lastCalendar
   if (c && now >= c.start && now < c.end) return c
-  const start = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate())
+  const d = new Date(now)
+  const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate())
   const end = nextUtcMidnight(now)
   return (lastCalendar = {
     start,

@@ -68,7 +68,8 @@ function usageView(row: UsageRow, now: number) {
 
 /** One query (compiled once): the subscription's limits joined with today's, this month's and the running counters. */
 export async function readUsage(db: Kysely<Database>, orgSlug: string, now: number): Promise<Usage | null> {
-  const [row] = await usageQuery(db, { day: utcCalendar(now).day, month: utcCalendar(now).month, org: orgSlug })
+  const cal = utcCalendar(now)
+  const [row] = await usageQuery(db, { day: cal.day, month: cal.month, org: orgSlug })
   return row ? usageView(row, now) : null
 }
 
