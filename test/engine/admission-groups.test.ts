@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AdmissionQueue } from '../../src/core/orgs/admission-queue.js'
-import { admitRun, type AdmitInput, type AdmitResult } from '../../src/core/orgs/admission.js'
+import { admitBatchInTransaction, admitRun, type AdmitInput, type AdmitResult } from '../../src/core/orgs/admission.js'
 import { backendNames } from '../helpers/backends.js'
 import { admitInput, createOrg, openStore } from './fixtures.js'
 
@@ -109,6 +109,26 @@ for (const backend of backendNames()) {
         const stored = await store.db.kysely.selectFrom('org_pipeline_runs').selectAll().where('run_id', '=', admitted[0]!.kind === 'admitted' ? admitted[0]!.run.run_id : '').execute()
         assert.ok(admitted[0]!.kind === 'admitted')
         assert.deepEqual({ ...stored[0], run_date: String(stored[0]!.run_date) }, { ...admitted[0]!.run, run_date: String(admitted[0]!.run.run_date) })
+      } finally {
+        await store.cleanup()
+      }
+    })
+
+    test('one batch across midnight at month end: each day and month is counted, and the concurrent limit binds inside the batch', async () => {
+      const store = await openStore(backend)
+      try {
+        await createOrg(store.db, 'edge', { concurrent_limit: 3, daily_limit: 100 })
+        const before = Date.parse('2026-01-31T23:59:59.500Z')
+        const after = Date.parse('2026-02-01T00:00:00.500Z')
+        const inputs = [before, before, after, after, after].map((now, n) => admitInput('edge', 'test/basic/noop', { n }, now))
+        const results = await store.db.kysely.transaction().execute((trx) => admitBatchInTransaction(trx, store.db.dialect, inputs))
+        assert.deepEqual(results.map((r) => (r.kind === 'refused' ? r.code : r.kind)), ['admitted', 'admitted', 'admitted', 'CONCURRENT_LIMIT_EXCEEDED', 'CONCURRENT_LIMIT_EXCEEDED'])
+        const usage = await store.db.kysely.selectFrom('org_usage_quotas').select(['period', 'period_start', 'runs_started']).where('org_slug', '=', 'edge').orderBy('period_start').execute()
+        assert.deepEqual(usage.map((u) => [u.period, String(u.period_start).slice(0, 10), Number(u.runs_started)]), [
+          ['month', '2026-01', 2], ['day', '2026-01-31', 2], ['month', '2026-02', 1], ['day', '2026-02-01', 1],
+        ])
+        const slots = await store.db.kysely.selectFrom('org_run_slots').select('running').where('org_slug', '=', 'edge').execute()
+        assert.deepEqual(slots.map((s) => Number(s.running)), [3])
       } finally {
         await store.cleanup()
       }

@@ -1,6 +1,7 @@
 // The admission decision as fixed SQL text, one implementation per backend (issue 12 item 3):
 // - SQLite: the statements below, prepared once by the connection's statement cache and executed
-//   with bound values, so no admission rebuilds a query;
+//   with bound values, so no admission rebuilds a query; an org's slot, subscription and counter rows
+//   are read once per batch and its increments written once at the end of it;
 // - PostgreSQL: one PL/pgSQL function that decides a whole batch of admissions in one round trip,
 //   holding the org's slot row lock only while it runs (migration 015 creates it).
 // Both follow the same steps and lock order as SPEC §8.2: the org_run_slots row (FOR UPDATE), the
@@ -33,8 +34,9 @@ export const SQLITE_ADMISSION = {
     VALUES (?, 'day', ?, 0, 0, 0, ?), (?, 'month', ?, 0, 0, 0, ?) ON CONFLICT (org_slug, period, period_start) DO NOTHING`,
   readCounters: `SELECT period, runs_started FROM org_usage_quotas
     WHERE org_slug = ? AND ((period = 'day' AND period_start = ?) OR (period = 'month' AND period_start = ?)) LIMIT 2`,
-  takeSlot: `UPDATE org_run_slots SET running = running + 1, updated_at = ? WHERE org_slug = ?`,
-  countStart: `UPDATE org_usage_quotas SET runs_started = runs_started + 1, updated_at = ?
+  // A batch's admissions for one org are counted together, once the batch is decided (see admitSqliteBatch).
+  takeSlots: `UPDATE org_run_slots SET running = running + ?, updated_at = ? WHERE org_slug = ?`,
+  countStarts: `UPDATE org_usage_quotas SET runs_started = runs_started + ?, updated_at = ?
     WHERE org_slug = ? AND ((period = 'day' AND period_start = ?) OR (period = 'month' AND period_start = ?))`,
   insertRun: `INSERT INTO org_pipeline_runs (${RUN_COLUMNS.join(', ')}) VALUES (${RUN_COLUMNS.map(() => '?').join(', ')})`,
   insertAudit: `INSERT INTO org_audit_logs (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,

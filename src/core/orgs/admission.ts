@@ -115,38 +115,96 @@ function auditRow(input: AdmitInput, runId: string): Record<string, unknown> | n
 const run = async <R>(trx: Kysely<Database>, text: string, params: unknown[]): Promise<R[]> =>
   (await trx.executeQuery<R>(CompiledQuery.raw(text, params))).rows
 
-/** SQLite: the decision as prepared statements; BEGIN IMMEDIATE already serializes writers. */
-async function admitSqlite(trx: Kysely<Database>, input: AdmitInput): Promise<AdmitResult> {
+/** What a SQLite batch knows of one org: read once, updated in memory, its increments written at the end. */
+interface SqliteOrgState {
+  day: string
+  month: string
+  running: number
+  /** undefined until the first admission that needs it; null when the org has none. */
+  sub?: { status: string; trial_end_at: number | null; daily_limit: number; monthly_limit: number; concurrent_limit: number; org_status: string } | null
+  counts: { day: number; month: number } | null
+  /** Admitted in this batch and not yet written to the slot and counter rows. */
+  taken: number
+  lastNow: number
+}
+
+/**
+ * SQLite: the decisions of a batch, in order, as prepared statements; BEGIN IMMEDIATE already
+ * serializes writers. Each org's slot, subscription and counter rows are read once; each decision
+ * counts in memory what the ones before it took, and inserts its run row at once (so a later
+ * decision's dedup lookup finds it); the increments are written once per org when the batch ends.
+ */
+async function admitSqliteBatch(trx: Kysely<Database>, inputs: AdmitInput[]): Promise<AdmitResult[]> {
   const q = SQLITE_ADMISSION
-  const { org_slug: org, now } = input
-  const day = utcDate(now)
-  const month = utcMonth(now)
-  await run(trx, q.ensureSlots, [org, now])
-  const running = Number((await run<{ running: number }>(trx, q.readSlots, [org]))[0]?.running ?? 0)
-  const existing = (await run<RunRow>(trx, q.dedup, [org, input.dedup_key]))[0]
-  if (existing) return { kind: 'deduplicated', run: existing }
-  const sub = (await run<{ status: string; trial_end_at: number | null; daily_limit: number; monthly_limit: number; concurrent_limit: number; org_status: string }>(trx, q.subscription, [org]))[0]
-  if (!sub) {
-    // No such org (e.g. offboarded while this request was in flight): leave no slot row behind, or
-    // onboarding the slug again would collide with it.
-    await run(trx, q.dropIdleSlots, [org])
-    return refusal('SUBSCRIPTION_INACTIVE', now)
+  const orgs = new Map<string, SqliteOrgState>()
+  const flush = async (org: string, st: SqliteOrgState) => {
+    if (st.taken === 0) return
+    await run(trx, q.takeSlots, [st.taken, st.lastNow, org])
+    await run(trx, q.countStarts, [st.taken, st.lastNow, org, st.day, st.month])
+    st.taken = 0
   }
-  if (sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) return refusal('SUBSCRIPTION_INACTIVE', now)
-  await run(trx, q.ensureCounters, [org, day, now, org, month, now])
-  const usage = await run<{ period: string; runs_started: number }>(trx, q.readCounters, [org, day, month])
-  const dayCount = Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0)
-  const monthCount = Number(usage.find((u) => u.period === 'month')?.runs_started ?? 0)
-  if (monthCount >= sub.monthly_limit) return refusal('MONTHLY_QUOTA_EXCEEDED', now)
-  if (dayCount >= sub.daily_limit) return refusal('DAILY_QUOTA_EXCEEDED', now)
-  if (running >= sub.concurrent_limit) return refusal('CONCURRENT_LIMIT_EXCEEDED', now)
-  await run(trx, q.takeSlot, [now, org])
-  await run(trx, q.countStart, [now, org, day, month])
-  const row = newRunRow(input)
-  await run(trx, q.insertRun, RUN_COLUMN_NAMES.map((c) => row[c as keyof RunRow]))
-  const audit = auditRow(input, row.run_id)
-  if (audit) await run(trx, q.insertAudit, AUDIT_COLUMN_NAMES.map((c) => audit[c]))
-  return { kind: 'admitted', run: row }
+  const out: AdmitResult[] = []
+  for (const input of inputs) {
+    const { org_slug: org, now } = input
+    const day = utcDate(now)
+    const month = utcMonth(now)
+    let st = orgs.get(org)
+    if (st && (st.day !== day || st.month !== month)) {
+      // The batch crossed midnight: count what it took on the old day, then read the new day's rows.
+      await flush(org, st)
+      st.day = day
+      st.month = month
+      st.counts = null
+    }
+    if (!st) {
+      await run(trx, q.ensureSlots, [org, now])
+      const running = Number((await run<{ running: number }>(trx, q.readSlots, [org]))[0]?.running ?? 0)
+      st = { day, month, running, counts: null, taken: 0, lastNow: now }
+      orgs.set(org, st)
+    }
+    const existing = (await run<RunRow>(trx, q.dedup, [org, input.dedup_key]))[0]
+    if (existing) {
+      out.push({ kind: 'deduplicated', run: existing })
+      continue
+    }
+    if (st.sub === undefined) {
+      st.sub = (await run<NonNullable<SqliteOrgState['sub']>>(trx, q.subscription, [org]))[0] ?? null
+      // No such org (e.g. offboarded while this request was in flight): leave no slot row behind, or
+      // onboarding the slug again would collide with it. (Nothing was taken: that needs a subscription.)
+      if (!st.sub) await run(trx, q.dropIdleSlots, [org])
+    }
+    const sub = st.sub
+    if (!sub || sub.org_status !== 'ACTIVE' || !subscriptionUsable(sub, now)) {
+      out.push(refusal('SUBSCRIPTION_INACTIVE', now))
+      continue
+    }
+    if (!st.counts) {
+      await run(trx, q.ensureCounters, [org, day, now, org, month, now])
+      const usage = await run<{ period: string; runs_started: number }>(trx, q.readCounters, [org, day, month])
+      st.counts = {
+        day: Number(usage.find((u) => u.period === 'day')?.runs_started ?? 0),
+        month: Number(usage.find((u) => u.period === 'month')?.runs_started ?? 0),
+      }
+    }
+    const counts = st.counts
+    if (counts.month >= sub.monthly_limit) out.push(refusal('MONTHLY_QUOTA_EXCEEDED', now))
+    else if (counts.day >= sub.daily_limit) out.push(refusal('DAILY_QUOTA_EXCEEDED', now))
+    else if (st.running >= sub.concurrent_limit) out.push(refusal('CONCURRENT_LIMIT_EXCEEDED', now))
+    else {
+      counts.day++
+      counts.month++
+      st.running++
+      st.taken++
+      st.lastNow = now
+      const row = newRunRow(input)
+      await run(trx, q.insertRun, RUN_COLUMN_NAMES.map((c) => row[c as keyof RunRow]))
+      const audit = auditRow(input, row.run_id)
+      if (audit) await run(trx, q.insertAudit, AUDIT_COLUMN_NAMES.map((c) => audit[c]))
+      out.push({ kind: 'admitted', run: row })
+    }
+  }
+  for (const [org, st] of orgs) await flush(org, st)
+  return out
 }
 
 type PgDecision = { kind: 'admitted' | 'deduplicated'; run: RunRow } | { kind: 'refused'; code: RefusalCode }
@@ -178,10 +236,7 @@ export async function admitInTransaction(trx: Transaction<Database>, dialect: Di
 /** Several decisions in order in one transaction (each sees the ones before it). */
 export async function admitBatchInTransaction(trx: Kysely<Database>, dialect: DialectName, inputs: AdmitInput[]): Promise<AdmitResult[]> {
   if (inputs.length === 0) return []
-  if (dialect === 'postgres') return admitPostgres(trx, inputs)
-  const out: AdmitResult[] = []
-  for (const input of inputs) out.push(await admitSqlite(trx, input))
-  return out
+  return dialect === 'postgres' ? admitPostgres(trx, inputs) : admitSqliteBatch(trx, inputs)
 }
 
 /** Runs inside the admission transaction once a run is admitted or deduplicated; throwing rolls it back. */
