@@ -18,6 +18,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { checkpointInBackground } from './checkpointer.js'
 import type { Database } from './schema.js'
 
 export type DialectName = 'sqlite' | 'postgres'
@@ -160,11 +161,17 @@ class SqliteDriver implements Driver {
   /** Callers holding or waiting for the connection. */
   private inLine = 0
 
-  constructor(private readonly open: () => SqliteDatabase.Database) {}
+  private stopCheckpoints: (() => Promise<void>) | null = null
+
+  constructor(
+    private readonly open: () => SqliteDatabase.Database,
+    private readonly path: string,
+  ) {}
 
   async init(): Promise<void> {
     this.db = this.open()
     this.connection = new SqliteConnection(this.db)
+    this.stopCheckpoints = checkpointInBackground(this.path)
   }
 
   /**
@@ -205,6 +212,8 @@ class SqliteDriver implements Driver {
   }
   async destroy(): Promise<void> {
     this.connection = null
+    // The checkpoint thread's connection closes first: this one, the last, then removes the WAL.
+    await this.stopCheckpoints?.()
     this.db?.close()
   }
 }
@@ -236,6 +245,10 @@ function openSqlite(path: string): () => SqliteDatabase.Database {
     const db = new SqliteDatabase(path, { timeout: 60_000 })
     setWalMode(db)
     db.pragma('synchronous = NORMAL')
+    // The checkpoint thread (checkpointer.ts) copies pages every 20 ms; the commit that passes 4,000
+    // WAL pages (16 MB) finishes the job and lets the WAL start over. Measured under triggers: a
+    // commit's average 417 us at SQLite's default 1,000 pages, 288 us at 4,000, 268 us at 8,000.
+    db.pragma('wal_autocheckpoint = 4000')
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 60000')
     // Analyze what the planner lacks statistics for (SQLite never does on its own); maintenance repeats it.
@@ -378,7 +391,7 @@ export function openDatabase(opts: OpenOptions): Db {
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 })
   const path = join(opts.dataDir, 'tenantflow.db')
-  const driver = new SqliteDriver(openSqlite(path))
+  const driver = new SqliteDriver(openSqlite(path), path)
   const kysely = new Kysely<Database>({ dialect: sqliteDialect(driver) })
   sqliteDrivers.set(kysely, driver)
   return { kysely, dialect: 'sqlite', pgPool: null, pgUrl: null, sqlitePath: path, close: () => kysely.destroy() }
