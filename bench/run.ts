@@ -12,7 +12,7 @@ import { logDestination } from '../src/core/observability/logger.js'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
-import { runEngineBench } from './engine.js'
+import { distinctPosts, runEngineBench } from './engine.js'
 import { startFastApi } from './fastapi.js'
 import { createBenchDatabase } from './pg.js'
 import { BENCH_ROOT_KEY as ROOT, benchEnv } from './keys.js'
@@ -178,22 +178,16 @@ async function benchAll(): Promise<void> {
   if (process.env.BENCH_TIMING !== '0') await (await import('./timing.js')).runTimingBench() // scheduler lateness (issue 8 item 6)
 }
 
-/** A bare Fastify POST route parsing the same JSON body, the baseline for admissions. */
+/** A bare Fastify POST route parsing the same JSON bodies, sent the same way: the baseline for admissions. */
 async function barePostRate(): Promise<number> {
   const bare = Fastify({ logger: false })
   bare.post('/run', async () => ({ run_id: 'run_x', status: 'PENDING' }))
   await bare.listen({ port: 0, host: '127.0.0.1' })
   const port = (bare.server.address() as { port: number }).port
-  const r = await autocannon({
-    url: `http://127.0.0.1:${port}/run`,
-    connections: 16,
-    duration: DURATION,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ parameters: { n: 1 } }),
-  })
+  await distinctPosts(port, '/run', {}, 1) // warm-up, as the trigger case has
+  const r = await distinctPosts(port, '/run', {}, DURATION)
   await bare.close()
-  return r.requests.average
+  return r.rps
 }
 
 main().then(
