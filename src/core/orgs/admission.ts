@@ -5,7 +5,7 @@
 import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely'
 import type { Db, DialectName } from '../db/database.js'
 import type { Database, OrgPipelineRunsTable } from '../db/schema.js'
-import { nextMonthStart, nextUtcMidnight, utcDate, utcMonth } from '../clock.js'
+import { nextMonthStart, nextUtcMidnight, utcCalendar } from '../clock.js'
 import { newId } from '../ids.js'
 import { AUDIT_COLUMN_NAMES, RUN_COLUMN_NAMES, SQLITE_ADMISSION } from './admission-sql.js'
 import { AdmissionQueue, MAX_ADMISSION_GROUP } from './admission-queue.js'
@@ -71,7 +71,7 @@ function newRunRow(input: AdmitInput): RunRow {
   const now = input.now
   return {
     run_id: newId('run', now),
-    run_date: utcDate(now),
+    run_date: utcCalendar(now).day,
     org_slug: input.org_slug,
     pipeline_id: input.pipeline_id,
     status: 'PENDING',
@@ -146,8 +146,7 @@ async function admitSqliteBatch(trx: Kysely<Database>, inputs: AdmitInput[]): Pr
   const out: AdmitResult[] = []
   for (const input of inputs) {
     const { org_slug: org, now } = input
-    const day = utcDate(now)
-    const month = utcMonth(now)
+    const { day, month } = utcCalendar(now)
     let st = orgs.get(org)
     if (st && (st.day !== day || st.month !== month)) {
       // The batch crossed midnight: count what it took on the old day, then read the new day's rows.
@@ -215,7 +214,7 @@ async function admitPostgres(db: Kysely<Database>, inputs: AdmitInput[]): Promis
     const row = newRunRow(input)
     const audit = auditRow(input, row.run_id)
     return {
-      org_slug: input.org_slug, now: input.now, day: row.run_date, month: utcMonth(input.now), run_id: row.run_id,
+      org_slug: input.org_slug, now: input.now, day: row.run_date, month: utcCalendar(input.now).month, run_id: row.run_id,
       pipeline_id: row.pipeline_id, parameters: row.parameters, dedup_key: row.dedup_key, trigger_type: row.trigger_type,
       triggered_by: row.triggered_by, schedule_id: row.schedule_id, max_attempts: row.max_attempts, audit,
     }
