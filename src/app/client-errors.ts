@@ -33,6 +33,7 @@ export function writeRawProblem(socket: Socket, code: ErrorCode, headers: Record
     `Content-Length: ${Buffer.byteLength(body)}`,
     `X-Request-ID: ${requestId}`,
     'Cache-Control: no-store',
+    'X-Content-Type-Options: nosniff',
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
     'Connection: close',
   ]

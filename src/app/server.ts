@@ -26,6 +26,7 @@ import { orgSelfServiceRoutes } from './routers/org-self-service.js'
 import { egressHostRoutes } from './routers/egress-hosts.js'
 import { orgWebhookRoutes } from './routers/org-webhook.js'
 import { DOCS_SCOPE, registerApiDocs } from './openapi/plugin.js'
+import { CONSOLE_HEADERS } from './console/headers.js'
 import { consoleRoutes } from './routers/console.js'
 import { consoleDataRoutes } from './routers/console-data.js'
 import { runEventRoutes } from './routers/run-events.js'
@@ -97,6 +98,8 @@ function sendProblem(reply: FastifyReply, req: FastifyRequest, err: ProblemSourc
   }
   if (body.status === 401) reply.header('WWW-Authenticate', 'ApiKey')
   reply.header('Cache-Control', 'no-store')
+  // Also set by the onRequest hook, which an error raised before routing never reaches.
+  reply.header('X-Content-Type-Options', 'nosniff')
   return reply.code(body.status).type('application/problem+json').send(body)
 }
 
@@ -206,6 +209,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // Callback form: a cached key is decided without a promise (runGuard), the rest waits for the check.
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('X-Request-ID', String(req.id))
+    // Set here rather than in an onSend hook, so a response runs no onSend hook at all.
+    if (req.url === '/console' || req.url.startsWith('/console/')) reply.headers(CONSOLE_HEADERS)
+    else reply.header('X-Content-Type-Options', 'nosniff')
     let waiting: void | Promise<void>
     try {
       waiting = runGuard(ctx, req, reply)

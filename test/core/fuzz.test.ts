@@ -33,6 +33,7 @@ function assertProblem(where: string, res: Answer, expect?: { status?: number; c
   assert.equal(ERROR_CODES[body.code as keyof typeof ERROR_CODES], res.status, `${where}: the code's status`)
   assert.ok(typeof body.request_id === 'string' && body.request_id.length > 0, `${where}: request id`)
   assert.equal(res.headers['x-request-id'], body.request_id, `${where}: X-Request-ID header matches`)
+  assert.equal(res.headers['x-content-type-options'], 'nosniff', `${where}: nosniff`)
   assert.ok(!res.body.includes(MARK), `${where}: the input is not echoed`)
   if (expect?.status) assert.equal(res.status, expect.status, `${where}: status (${body.code})`)
   if (expect?.code) assert.equal(body.code, expect.code, `${where}: code`)

@@ -6,7 +6,6 @@ import type { App } from '../server.js'
 import type { AppContext } from '../context.js'
 import { ApiError } from '../errors.js'
 import { errorResponses, iso, Strict } from '../models/common.js'
-import { CONSOLE_HEADERS } from '../console/headers.js'
 import { loadConsoleAssets, type ConsoleAssets } from '../console/assets.js'
 import { clearedSessionCookies, sessionCookie, type SessionService } from '../dependencies/session.js'
 import { createSession, csrfTokenFor, endSession, purgeExpiredSessions, type SessionRow } from '../../core/sessions/store.js'
@@ -45,13 +44,6 @@ export function consoleRoutes(app: App, ctx: AppContext, opts: ConsoleRouteOptio
   const assets = opts.assets ?? loadConsoleAssets()
   const maxAge = Math.floor(ctx.config.console.absoluteMs / 1000)
   const db = ctx.db.kysely
-
-  // Callback form: it runs on every response, and an async hook costs a promise each time.
-  app.addHook('onSend', (req, reply, payload, done) => {
-    if (req.url === '/console' || req.url.startsWith('/console/')) reply.headers(CONSOLE_HEADERS)
-    else if (!reply.hasHeader('X-Content-Type-Options')) reply.header('X-Content-Type-Options', 'nosniff')
-    done(null, payload)
-  })
 
   async function view(s: SessionRow, token: string, svc: SessionService) {
     let company: string | null = null
