@@ -12,7 +12,7 @@ import { Cursor, decodeCursor, encodeCursor, errorResponses, Id, iso, limitQuery
 import { recordAudit } from '../../core/orgs/audit.js'
 import { triggerScope } from '../../core/orgs/onboarding.js'
 import { requireUsableCredential } from '../dependencies/credential-check.js'
-import { computeDedupKey, getRun, listRuns, listStepLogs, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
+import { computeDedupKey, getRun, listRuns, listStepLogs, type RunListRow, type RunRow, type StepLogRow } from '../../core/pipelines/runs.js'
 import { DEFAULT_RUN_MAX_ATTEMPTS, type Engine } from '../../core/pipelines/engine.js'
 import type { PipelineTemplate, TemplateCatalog } from '../../core/pipelines/templates.js'
 import { runWatchState, waitForRunChange } from './run-events.js'
@@ -122,7 +122,7 @@ const RunsResponse = Strict({ runs: Type.Array(RunView, { maxItems: 100 }), next
 const StepsResponse = Strict({ run_id: Type.String({ maxLength: 48 }), steps: Type.Array(StepView, { maxItems: 1000 }), next_cursor: NullableText(512) })
 const CancelResponse = Strict({ run_id: Type.String({ maxLength: 48 }), status: Type.Union([Type.Literal('CANCELLED'), Type.Literal('CANCEL_REQUESTED')]) })
 
-export function runView(r: RunRow) {
+export function runView(r: RunListRow) {
   return {
     run_id: r.run_id,
     org_slug: r.org_slug,
