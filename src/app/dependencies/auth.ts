@@ -131,7 +131,8 @@ export class AuthService {
    * undefined when the key must go through verifyOrgKey (not cached, expired, or malformed).
    */
   cachedOrgKey(key: string): OrgIdentity | undefined {
-    if (!isWellFormedApiKey(key)) return undefined
+    // No format check first: only well-formed keys are ever cached, so a hit is one; a miss goes
+    // the full way, which checks the format before any lookup.
     return this.cachedHit(hashApiKey(key), this.clock.now())
   }
 
