@@ -226,19 +226,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.
 
   const accessLog = createAccessLog(ctx.logger)
-  // The labelled children, looked up once per (method, route, status) instead of hashing labels per request.
-  const counters = new Map<string, ReturnType<typeof ctx.metrics.requests.labels>>()
-  const timers = new Map<string, ReturnType<typeof ctx.metrics.duration.labels>>()
-  const requestMetrics = (method: string, route: string, status: number, seconds: number) => {
-    const k = `${method} ${route}`
-    let timer = timers.get(k)
-    if (!timer) timers.set(k, (timer = ctx.metrics.duration.labels({ method, route })))
-    const ks = `${k} ${status}`
-    let counter = counters.get(ks)
-    if (!counter) counters.set(ks, (counter = ctx.metrics.requests.labels({ method, route, status: String(status) })))
-    counter.inc()
-    timer.observe(seconds)
-  }
+  const requestMetrics = (method: string, route: string, status: number, seconds: number) =>
+    ctx.metrics.http.seriesOf(method, route, status).observe(seconds)
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched'
     const status = reply.statusCode

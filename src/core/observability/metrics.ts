@@ -1,10 +1,11 @@
 // Prometheus metrics for the HTTP layer. Each app instance has its own registry (tests run several).
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { HttpTally } from './http-tally.js'
 
 export interface HttpMetrics {
   registry: Registry
-  requests: Counter<'method' | 'route' | 'status'>
-  duration: Histogram<'method' | 'route'>
+  /** HTTP requests and their durations (tenantflow_http_requests_total, tenantflow_http_request_duration_seconds). */
+  http: HttpTally
   authFailures: Counter<'guard' | 'code'>
   rateLimited: Counter<'reason'>
   kmsLatency: Histogram<'op'>
@@ -15,19 +16,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): HttpMetr
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tenantflow_' })
   return {
     registry,
-    requests: new Counter({
-      name: 'tenantflow_http_requests_total',
-      help: 'HTTP requests by route and status',
-      labelNames: ['method', 'route', 'status'],
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'tenantflow_http_request_duration_seconds',
-      help: 'HTTP request duration',
-      labelNames: ['method', 'route'],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
+    http: new HttpTally(registry),
     authFailures: new Counter({
       name: 'tenantflow_auth_failures_total',
       help: 'Failed authentications by guard and code',
