@@ -219,9 +219,13 @@ describe('scheduler leadership connection (postgres)', { skip: needsPostgres() }
       assert.equal(s2.isLeader, false)
 
       // The leader's lock connection is killed: it steps down and the other instance takes over.
-      const holder = await sql<{ pid: number }>`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 727002 AND granted LIMIT 1`.execute(store.db.kysely)
-      assert.ok(holder.rows[0])
-      await sql`SELECT pg_terminate_backend(${holder.rows[0].pid})`.execute(store.db.kysely)
+      // s1's own lock connection, not any holder of the lock id: test files running beside this one
+      // on the same server run schedulers of their own, and killing theirs broke their connections.
+      const pid = (s1 as unknown as { lockClient: { processID: number } | null }).lockClient?.processID
+      assert.ok(pid, 's1 holds its lock on a connection of its own')
+      const holder = await sql<{ pid: number }>`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 727002 AND granted AND pid = ${pid} LIMIT 1`.execute(store.db.kysely)
+      assert.ok(holder.rows[0], 'that connection holds the scheduler lock')
+      await sql`SELECT pg_terminate_backend(${pid})`.execute(store.db.kysely)
       await eventually(async () => !s1.isLeader, 'the old leader to step down')
       clock.advance(10 * 60_000)
       const fired = await eventually(async () => {
