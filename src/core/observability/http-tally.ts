@@ -32,28 +32,18 @@ export class HttpSeries {
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string }
 
+const REQUESTS = { name: 'tenantflow_http_requests_total', help: 'HTTP requests by route and status', type: 'counter', aggregator: 'sum' } as const
+const DURATION = { name: 'tenantflow_http_request_duration_seconds', help: 'HTTP request duration', type: 'histogram', aggregator: 'sum' } as const
+
 /** The tally and its two registry views. Series are per route template and status: a bounded set. */
 export class HttpTally {
   private readonly series = new Map<string, HttpSeries>()
 
   constructor(registry: Registry) {
-    const self = this
-    registry.registerMetric({
-      name: 'tenantflow_http_requests_total',
-      help: 'HTTP requests by route and status',
-      type: 'counter',
-      aggregator: 'sum',
-      get: () => self.counterValues(),
-      reset: () => self.series.clear(),
-    } as never)
-    registry.registerMetric({
-      name: 'tenantflow_http_request_duration_seconds',
-      help: 'HTTP request duration',
-      type: 'histogram',
-      aggregator: 'sum',
-      get: () => self.histogramValues(),
-      reset: () => self.series.clear(),
-    } as never)
+    // Objects the registry reads like its own metrics: what get() returns is what prom-client's return.
+    const reset = () => this.series.clear()
+    registry.registerMetric({ ...REQUESTS, get: () => ({ ...REQUESTS, values: this.counterValues() }), reset } as never)
+    registry.registerMetric({ ...DURATION, get: () => ({ ...DURATION, values: this.histogramValues() }), reset } as never)
   }
 
   /** The series of one (method, route, status), created on first use. */
@@ -64,13 +54,11 @@ export class HttpTally {
     return s
   }
 
-  private counterValues() {
-    const values: Value[] = []
-    for (const s of this.series.values()) values.push({ value: s.count, labels: { method: s.method, route: s.route, status: s.status } })
-    return { name: 'tenantflow_http_requests_total', help: 'HTTP requests by route and status', type: 'counter', aggregator: 'sum', values }
+  private counterValues(): Value[] {
+    return [...this.series.values()].map((s) => ({ value: s.count, labels: { method: s.method, route: s.route, status: s.status } }))
   }
 
-  private histogramValues() {
+  private histogramValues(): Value[] {
     // The histogram's labels are method and route: its statuses are summed.
     const byRoute = new Map<string, { method: string; route: string; count: number; sum: number; perBucket: Float64Array }>()
     for (const s of this.series.values()) {
@@ -81,7 +69,7 @@ export class HttpTally {
       r.sum += s.sum
       for (let i = 0; i < r.perBucket.length; i++) r.perBucket[i]! += s.perBucket[i]!
     }
-    const name = 'tenantflow_http_request_duration_seconds'
+    const name = DURATION.name
     const values: Value[] = []
     for (const r of byRoute.values()) {
       let cumulative = 0
@@ -93,6 +81,6 @@ export class HttpTally {
       values.push({ value: r.sum, labels: { method: r.method, route: r.route }, metricName: `${name}_sum` })
       values.push({ value: r.count, labels: { method: r.method, route: r.route }, metricName: `${name}_count` })
     }
-    return { name, help: 'HTTP request duration', type: 'histogram', aggregator: 'sum', values }
+    return values
   }
 }
