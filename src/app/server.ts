@@ -226,13 +226,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // Optional bodies (rotate, cancel, ...) validate as {} when the client sends none.
 
   const accessLog = createAccessLog(ctx.logger)
-  const requestMetrics = (method: string, route: string, status: number, seconds: number) =>
-    ctx.metrics.http.seriesOf(method, route, status).observe(seconds)
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched'
     const status = reply.statusCode
     const elapsed = reply.elapsedTime
-    requestMetrics(req.method, route, status, elapsed / 1000)
+    ctx.metrics.http.seriesOf(req.method, route, status).observe(elapsed / 1000)
     const org = req.auth?.kind === 'org' ? req.auth.org_slug : undefined
     accessLog({ req_id: String(req.id), method: req.method, route, status, ms: Math.round(elapsed * 100) / 100, org })
     done()
