@@ -71,7 +71,7 @@ async function fillHistory(db: Db, slug: string, from: number, total: number, no
  * finished history, as the table says, and not a backlog of hundreds of thousands of PENDING runs
  * (which a real org never holds, and which makes every admission's active-run index larger).
  */
-async function finishAdmitted(db: Db, slug: string, now: number): Promise<void> {
+export async function finishAdmitted(db: Db, slug: string, now: number): Promise<void> {
   await sql`UPDATE org_pipeline_runs SET status = 'SUCCEEDED', started_at = created_at, finished_at = created_at + 1, duration_ms = 1,
     slot_released = 1, outcome_counted = 1 WHERE org_slug = ${slug} AND status = 'PENDING'`.execute(db.kysely)
   await sql`UPDATE org_run_slots SET running = 0, updated_at = ${now} WHERE org_slug = ${slug}`.execute(db.kysely)

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
-import { sql } from 'kysely'
 import { logDestination } from '../src/core/observability/logger.js'
 import { loadConfig } from '../src/app/config.js'
 import { createRuntime } from '../src/app/runtime.js'
 import { buildApp } from '../src/app/server.js'
 import type { Processor } from '../src/core/processors/types.js'
+import { finishAdmitted } from './admission.js'
 import { BENCH_ROOT_KEY as ROOT, benchEnv } from './keys.js'
 
 
@@ -31,7 +31,7 @@ steps:
     processor: bench.noop
 `
 
-/** Connections of the trigger case and of its bare baseline (run.ts). */
+/** Connections of the trigger case and of its bare baseline (bareBaseline below). */
 export const TRIGGER_CONNECTIONS = 16
 /** Rounds of (bare POST, trigger) on the embedded store. */
 const ROUNDS = 3
@@ -133,8 +133,7 @@ async function engineCase(databaseUrl: string | null, label: string, duration: n
   for (let i = 0; i < (baseline ? ROUNDS : 1); i++) {
     // The runs admitted so far are marked finished, as workers would have, so no round starts with
     // the tens of thousands of PENDING runs the rounds before it left (a backlog no org holds).
-    await sql`UPDATE org_pipeline_runs SET status = 'SUCCEEDED', started_at = created_at, finished_at = created_at + 1, duration_ms = 1,
-      slot_released = 1, outcome_counted = 1 WHERE org_slug = ${slug} AND status = 'PENDING'`.execute(runtime.ctx.db.kysely)
+    await finishAdmitted(runtime.ctx.db, slug, Date.now())
     const bare = baseline ? await baseline(duration) : null
     rounds.push({ r: await trigger(duration), bare })
   }
